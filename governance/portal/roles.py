@@ -1,0 +1,85 @@
+"""What each portal role may do, as Django model permissions.
+
+Used by data migrations (``sync_role_permissions``) so every database gets the same groups;
+apps added later extend ``ROLE_PERMISSIONS`` and run the sync again in a migration of theirs.
+Row-level narrowing (an app owner sees only their apps) happens in the admin querysets and
+the services on top of these permissions.
+"""
+
+from __future__ import annotations
+
+VIEW, ADD, CHANGE, DELETE = "view", "add", "change", "delete"
+ALL = (VIEW, ADD, CHANGE, DELETE)
+
+ROLE_PERMISSIONS: dict[str, dict[str, tuple[str, ...]]] = {
+    "Security admin": {
+        "identities.identitysource": ALL,
+        "identities.identity": (VIEW,),
+        "identities.identityemail": (VIEW,),
+        "identities.directorygroup": (VIEW,),
+        "identities.groupmembership": (VIEW,),
+        "access.application": ALL,
+        "access.entitlement": ALL,
+        "access.account": ALL,
+        "access.grant": ALL,
+        "access.accesspolicy": ALL,
+        "nhi.nonhumanidentity": ALL,
+        "audit.auditevent": (VIEW,),
+        "portal.user": (VIEW,),
+    },
+    "Reviewer": {
+        "identities.identity": (VIEW,),
+        "access.application": (VIEW,),
+        "access.entitlement": (VIEW,),
+        "access.account": (VIEW,),
+        "access.grant": (VIEW,),
+    },
+    "App owner": {
+        "identities.identity": (VIEW,),
+        "access.application": (VIEW, CHANGE),
+        "access.entitlement": (VIEW, ADD, CHANGE),
+        "access.account": (VIEW, ADD, CHANGE),
+        "access.grant": (VIEW, ADD, CHANGE),
+        "nhi.nonhumanidentity": (VIEW,),
+    },
+    "Auditor": {
+        "identities.identitysource": (VIEW,),
+        "identities.identity": (VIEW,),
+        "identities.identityemail": (VIEW,),
+        "identities.directorygroup": (VIEW,),
+        "identities.groupmembership": (VIEW,),
+        "access.application": (VIEW,),
+        "access.entitlement": (VIEW,),
+        "access.account": (VIEW,),
+        "access.grant": (VIEW,),
+        "access.accesspolicy": (VIEW,),
+        "nhi.nonhumanidentity": (VIEW,),
+        "audit.auditevent": (VIEW,),
+        "portal.user": (VIEW,),
+    },
+}
+
+
+def sync_role_permissions(apps, schema_editor) -> None:
+    """Create the role groups and give each exactly its permissions (idempotent)."""
+    from django.contrib.auth.management import create_permissions
+
+    for app_config in apps.get_app_configs():
+        app_config.models_module = True
+        create_permissions(app_config, verbosity=0, apps=apps)
+        app_config.models_module = None
+
+    Group = apps.get_model("auth", "Group")
+    Permission = apps.get_model("auth", "Permission")
+    for role, grants in ROLE_PERMISSIONS.items():
+        group, _ = Group.objects.get_or_create(name=role)
+        wanted = []
+        for label, actions in grants.items():
+            app_label, model = label.split(".")
+            for action in actions:
+                perm = Permission.objects.filter(
+                    content_type__app_label=app_label, codename=f"{action}_{model}"
+                ).first()
+                if perm is not None:
+                    wanted.append(perm)
+        group.permissions.set(wanted)
