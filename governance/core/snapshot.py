@@ -19,6 +19,8 @@ def snapshot(instance: models.Model, fields: list[str] | None = None) -> dict[st
     for field in instance._meta.concrete_fields:
         if fields is not None and field.name not in fields:
             continue
+        if getattr(field, "auto_now", False):
+            continue  # bookkeeping, not a change anyone made
         data[field.attname if field.is_relation else field.name] = field.value_from_object(instance)
     for field in instance._meta.many_to_many:
         if fields is not None and field.name not in fields:

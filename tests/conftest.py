@@ -1,0 +1,33 @@
+import pytest
+
+from governance.core.actor import Actor
+
+
+@pytest.fixture(autouse=True)
+def _fast_hasher(settings):
+    settings.PASSWORD_HASHERS = ["django.contrib.auth.hashers.MD5PasswordHasher"]
+
+
+@pytest.fixture
+def system_actor():
+    return Actor.system("tests")
+
+
+@pytest.fixture
+def source(db):
+    from tests.factories import IdentitySourceFactory
+
+    return IdentitySourceFactory(name="Test Entra")
+
+
+@pytest.fixture
+def superuser(db):
+    from tests.factories import UserFactory
+
+    return UserFactory(username="root", is_staff=True, is_superuser=True)
+
+
+@pytest.fixture
+def admin_client(client, superuser):
+    client.force_login(superuser)
+    return client
