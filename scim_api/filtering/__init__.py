@@ -1,0 +1,43 @@
+"""SCIM 2.0 filter and PATCH-path parsing (RFC 7644 §3.4.2.2, §3.5.2); no Django imports."""
+
+from scim_api.filtering.parser import (
+    COMPARE_OPS,
+    MAX_FILTER_LENGTH,
+    MAX_NESTING_DEPTH,
+    And,
+    AttrPath,
+    Compare,
+    Expr,
+    FilterError,
+    Not,
+    Or,
+    PatchPath,
+    PathError,
+    Present,
+    Value,
+    ValuePath,
+    matches,
+    parse_filter,
+    parse_path,
+)
+
+__all__ = [
+    "COMPARE_OPS",
+    "MAX_FILTER_LENGTH",
+    "MAX_NESTING_DEPTH",
+    "And",
+    "AttrPath",
+    "Compare",
+    "Expr",
+    "FilterError",
+    "Not",
+    "Or",
+    "PatchPath",
+    "PathError",
+    "Present",
+    "Value",
+    "ValuePath",
+    "matches",
+    "parse_filter",
+    "parse_path",
+]
