@@ -261,7 +261,12 @@ def _group_name_taken(name: str, *, exclude: uuid.UUID | None = None) -> bool:
 
 
 def _live_identity_ids(identity_ids: Iterable[Any]) -> list[uuid.UUID]:
-    wanted = {uuid.UUID(str(i)) for i in identity_ids}
+    wanted = set()
+    for raw in identity_ids:
+        try:
+            wanted.add(uuid.UUID(str(raw)))
+        except ValueError:
+            raise DomainError(f"Unknown member id: {str(raw)[:64]!r}", field="members") from None
     found = set(
         Identity.objects.filter(pk__in=wanted, deleted_at__isnull=True).values_list("pk", flat=True)
     )

@@ -26,6 +26,7 @@ ROLE_PERMISSIONS: dict[str, dict[str, tuple[str, ...]]] = {
         "nhi.nonhumanidentity": ALL,
         "audit.auditevent": (VIEW,),
         "portal.user": (VIEW,),
+        "scim_api.scimtoken": ALL,
     },
     "Reviewer": {
         "identities.identity": (VIEW,),
@@ -56,6 +57,7 @@ ROLE_PERMISSIONS: dict[str, dict[str, tuple[str, ...]]] = {
         "nhi.nonhumanidentity": (VIEW,),
         "audit.auditevent": (VIEW,),
         "portal.user": (VIEW,),
+        "scim_api.scimtoken": (VIEW,),
     },
 }
 
