@@ -62,3 +62,42 @@ def portal_user_create(
         },
     )
     return user
+
+
+_SENSITIVE = {"password", "last_login"}
+
+
+@transaction.atomic
+def portal_user_save(*, actor: Actor, user: User, changed_fields: list[str], is_new: bool) -> User:
+    """Save a portal account edited in the admin and record what changed (never the hash)."""
+    user.save()
+    changed = sorted(set(changed_fields))
+    after = {
+        name: ("(changed)" if name in _SENSITIVE else getattr(user, name, None))
+        for name in changed
+        if name not in {"groups", "user_permissions"}
+    }
+    if "identity" in after:
+        after["identity"] = str(user.identity_id) if user.identity_id else None
+    record(
+        actor=actor,
+        action="portal_user.created" if is_new else "portal_user.updated",
+        target=user,
+        after=after,
+    )
+    return user
+
+
+@transaction.atomic
+def portal_user_roles_recorded(
+    *, actor: Actor, user: User, before: set[str], after: set[str]
+) -> None:
+    """Record a change of role membership (the admin saves the m2m rows itself)."""
+    if before != after:
+        record(
+            actor=actor,
+            action="portal_user.roles_changed",
+            target=user,
+            before={"roles": sorted(before)},
+            after={"roles": sorted(after)},
+        )

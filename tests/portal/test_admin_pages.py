@@ -109,3 +109,29 @@ def test_security_admin_sees_everything(seeded, client):
     sam = _login(client, "sam.patel")
     cl = sam.get(reverse("admin:access_application_changelist")).context["cl"]
     assert cl.result_count == Application.objects.count()
+
+
+def test_portal_user_edit_and_roles_are_audited(admin_client):
+    from django.contrib.auth.models import Group
+
+    from governance.audit.models import AuditEvent
+
+    user = User.objects.create_user("hannah", password="pw", is_staff=True)
+    reviewer = Group.objects.get(name="Reviewer")
+    response = admin_client.post(
+        reverse("admin:portal_user_change", args=[user.pk]),
+        {
+            "username": "hannah",
+            "email": "hannah@northwind.example",
+            "is_active": "on",
+            "is_staff": "on",
+            "groups": [reviewer.pk],
+            "date_joined_0": "2026-01-01",
+            "date_joined_1": "00:00:00",
+        },
+    )
+    assert response.status_code == 302, response.content[:3000]
+    updated = AuditEvent.objects.get(action="portal_user.updated")
+    assert updated.after["email"] == "hannah@northwind.example"
+    roles = AuditEvent.objects.get(action="portal_user.roles_changed")
+    assert roles.before == {"roles": []} and roles.after == {"roles": ["Reviewer"]}
