@@ -23,7 +23,8 @@ Semantics, with the RFC sections that make them subtle:
   ``iexact`` because ``iexact`` renders ``UPPER(col::text) = UPPER(%s)`` on PostgreSQL, which
   cannot use the ``Lower("user_name")`` / ``Lower("display_name")`` / ``Lower("value")``
   indexes, and because ``LOWER`` on both sides is exactly the notion of "same userName" that
-  the case-insensitive unique constraints enforce.
+  the case-insensitive unique constraints enforce. (SQLite, for local development only,
+  makes every ``LIKE`` ignore ASCII case, so there case-exact co/sw/ew do too.)
 * ``ne`` is ``not eq`` and ``eq null`` is ``not pr`` (RFC 7644 §3.4.2.2 table 3). Steward
   stores an absent string as ``""``, so ``title ne "x"`` includes people without a title and
   ``title pr`` means ``title <> ''``. Booleans are never absent: ``active pr`` is always true.
@@ -32,9 +33,11 @@ Semantics, with the RFC sections that make them subtle:
   with two matching e-mail addresses is returned once and the view's COUNT stays right.
   A value path (``emails[type eq "work" and value co "@x.com"]``, RFC 7644 §3.4.2.2
   "valuePath") is one ``EXISTS`` whose inner filter holds all terms, so they must be true of
-  the *same* e-mail row. Without a sub-attribute a multi-valued attribute compares its
-  ``value`` (RFC 7644 §3.4.2.2: "... the filter ... is applied to the 'value' sub-attribute").
-  ``emails.type ne "work"`` is ``not (emails.type eq "work")``: "has no work address".
+  the *same* e-mail row. RFC 7644 §3.4.2.2 asks for a sub-attribute on complex attributes,
+  yet its own examples write ``emails co "example.com"``; like most servers we read a
+  multi-valued attribute without one as its ``value`` sub-attribute. ``emails.type ne
+  "work"`` is ``not (emails.type eq "work")``, "has no work address", while the value path
+  ``emails[type ne "work"]`` means "has an address whose type is not work".
 * dateTime values are ISO 8601 strings (RFC 7643 §2.3.5) parsed into aware datetimes (a naive
   value is UTC); ``eq`` compares the instant exactly.
 * Values written as bare words may reach us as numbers (``employeeNumber eq 701984``); for
