@@ -31,7 +31,7 @@ ALLOWED_HOSTS = env_list("ALLOWED_HOSTS", ["127.0.0.1", "localhost"] if DEBUG el
 STEWARD_ENCRYPTION_KEY = env_secret("STEWARD_ENCRYPTION_KEY")
 
 INSTALLED_APPS = [
-    "django.contrib.admin",
+    "governance.portal.admin_config.StewardAdminConfig",
     "django.contrib.auth",
     "django.contrib.contenttypes",
     "django.contrib.sessions",

@@ -13,6 +13,7 @@ import hmac
 import re
 import secrets
 from datetime import timedelta
+from typing import TYPE_CHECKING
 
 from django.core.exceptions import ValidationError
 from django.db import transaction
@@ -24,6 +25,9 @@ from governance.core.actor import Actor
 from governance.core.errors import DomainError, InvalidTransition
 from governance.identities.models import IdentitySource
 from scim_api.models import ScimToken
+
+if TYPE_CHECKING:
+    from governance.portal.models import User
 
 TOKEN_MARKER = "stw_scim_"  # noqa: S105 - the public marker, not a secret
 # Marker plus 8 random characters: enough to tell tokens apart, far too little to guess one.
@@ -39,7 +43,7 @@ def hash_token(raw: str) -> str:
     return hashlib.sha256(raw.encode("utf-8")).hexdigest()
 
 
-def _user_of(actor: Actor):
+def _user_of(actor: Actor) -> User | None:
     return actor.user if actor.kind == "user" else None
 
 

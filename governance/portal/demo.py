@@ -25,6 +25,8 @@ from governance.nhi import services as nhi_services
 from governance.nhi.models import NonHumanIdentity
 from governance.portal import services as portal_services
 from governance.portal.models import Role, User
+from scim_api.models import ScimToken
+from scim_api.tokens import token_create
 
 DEMO_PASSWORD = "steward-demo"  # noqa: S105 - printed demo credential, local only
 DOMAIN = "northwind.example"
@@ -281,6 +283,7 @@ NHIS = [
 class DemoResult:
     created: dict[str, int] = field(default_factory=dict)
     logins: list[tuple[str, str]] = field(default_factory=list)
+    scim_token: str | None = None
 
     def bump(self, key: str, n: int = 1) -> None:
         self.created[key] = self.created.get(key, 0) + n
@@ -639,4 +642,7 @@ def seed_demo(*, scale: int = 1) -> DemoResult:
             identity_services.identity_deactivate(actor=Actor.for_source(source), identity=person)
     _planted_problems(people, apps, result)
     _nhis(source, people, apps, leavers, result)
+    if not ScimToken.objects.filter(source=source).exists():
+        _token, result.scim_token = token_create(actor=ACTOR, source=source, label="demo")
+        result.bump("SCIM tokens")
     return result

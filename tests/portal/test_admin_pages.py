@@ -135,3 +135,22 @@ def test_portal_user_edit_and_roles_are_audited(admin_client):
     assert updated.after["email"] == "hannah@northwind.example"
     roles = AuditEvent.objects.get(action="portal_user.roles_changed")
     assert roles.before == {"roles": []} and roles.after == {"roles": ["Reviewer"]}
+
+
+def test_home_shows_governance_signals(seeded, admin_client):
+    """The admin home leads with orphan, stale, excess and unowned-NHI counts linking to lists."""
+    page = admin_client.get(reverse("admin:index"))
+    signals = {s.label: s for s in page.context["overview"]["signals"]}
+    assert signals["Orphan accounts"].count == 1
+    assert signals["NHIs without an active owner"].count == 4
+    assert b"Governance at a glance" in page.content
+    listing = admin_client.get(signals["Orphan accounts"].url)
+    assert listing.status_code == 200
+    assert listing.context["cl"].result_count == 1
+
+
+def test_home_is_scoped_for_app_owner(seeded, client):
+    grace = _login(client, "grace.liu")
+    overview = grace.get(reverse("admin:index")).context["overview"]
+    assert overview["scoped"] is True
+    assert overview["applications"] == 2

@@ -29,4 +29,9 @@ class Command(BaseCommand):
         for username, roles in result.logins:
             self.stdout.write(f"  {username:<14} {roles}")
         self.stdout.write(f"Password for every demo account: {DEMO_PASSWORD}")
+        if result.scim_token:
+            self.stdout.write(
+                "SCIM endpoint http://127.0.0.1:8000/scim/v2/ for source 'Northwind Entra ID', "
+                f"bearer token (shown once): {result.scim_token}"
+            )
         self.stdout.write(self.style.SUCCESS(f"Admin login: admin / {DEMO_PASSWORD}"))

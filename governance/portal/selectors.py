@@ -1,0 +1,98 @@
+"""Reads for the portal's home page: the numbers a governance team starts its day with."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from django.db.models import Count, Q
+from django.urls import reverse
+
+from governance.access.models import Account, Application
+from governance.access.selectors import excess_privileged_grants, orphan_accounts, stale_accounts
+from governance.identities.models import Identity
+from governance.nhi.selectors import unowned_nhis
+
+
+@dataclass(frozen=True)
+class Signal:
+    label: str
+    count: int
+    url: str
+    help: str
+    severity: str  # "ok" | "warn" | "bad"
+
+
+def _severity(count: int, *, bad: bool = True) -> str:
+    if count == 0:
+        return "ok"
+    return "bad" if bad else "warn"
+
+
+def governance_overview(user) -> dict:
+    """Counts for the admin home, narrowed to the user's applications unless they see all."""
+    from governance.core.admin_base import sees_everything
+
+    everything = sees_everything(user)
+    apps = Application.objects.all() if everything else Application.objects.filter(owners=user)
+    orphans = orphan_accounts().filter(application__in=apps)
+    stale = stale_accounts().filter(application__in=apps)
+    excess = excess_privileged_grants().filter(account__application__in=apps)
+    nhis = unowned_nhis()
+    if not everything:
+        nhis = nhis.filter(application__in=apps)
+    people = Identity.objects.filter(deleted_at__isnull=True).aggregate(
+        active_people=Count("pk", filter=Q(active=True)),
+        inactive_people=Count("pk", filter=Q(active=False)),
+    )
+    account_url = reverse("admin:access_account_changelist")
+    signals = [
+        Signal(
+            "Orphan accounts",
+            orphans.count(),
+            f"{account_url}?holder=orphan",
+            "Accounts that belong to no person and no NHI (AC-2(3)(b)).",
+            _severity(orphans.count()),
+        ),
+        Signal(
+            "Active accounts of departed people",
+            stale.count(),
+            f"{account_url}?holder=departed&status__exact=active",
+            "The person left; the account is still active (PS-4).",
+            _severity(stale.count()),
+        ),
+        Signal(
+            "Privileged grants no policy justifies",
+            excess.count(),
+            reverse("admin:access_grant_changelist")
+            + "?entitlement__privileged__exact=1&status__exact=active&origin__in=manual,request",
+            "Privileged access held outside any birthright policy (AC-2(7)).",
+            _severity(excess.count(), bad=False),
+        ),
+        Signal(
+            "NHIs without an active owner",
+            nhis.count(),
+            reverse("admin:nhi_nonhumanidentity_changelist") + "?owner_state=departed",
+            "Service accounts, keys and agents whose owner left (OWASP NHI1:2025).",
+            _severity(nhis.count()),
+        ),
+    ]
+    by_mode = dict(
+        apps.values_list("provisioning_mode")
+        .annotate(n=Count("pk"))
+        .values_list("provisioning_mode", "n")
+    )
+    modes = [
+        {"label": label, "count": by_mode.get(value, 0)}
+        for value, label in Application.ProvisioningMode.choices
+    ]
+    total_apps = sum(m["count"] for m in modes) or 1
+    for mode in modes:
+        mode["percent"] = round(100 * mode["count"] / total_apps)
+    return {
+        "signals": signals,
+        "people": people,
+        "applications": sum(by_mode.values()),
+        "accounts": Account.objects.filter(application__in=apps).count(),
+        "modes": modes,
+        "scoped": not everything,
+    }
