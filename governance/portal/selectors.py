@@ -81,8 +81,9 @@ def governance_overview(user) -> dict:
         .annotate(n=Count("pk"))
         .values_list("provisioning_mode", "n")
     )
+    short = {"scim": "SCIM", "scim_partial": "SCIM partial", "manual": "Manual"}
     modes = [
-        {"label": label, "count": by_mode.get(value, 0)}
+        {"label": short.get(value, label), "count": by_mode.get(value, 0)}
         for value, label in Application.ProvisioningMode.choices
     ]
     total_apps = sum(m["count"] for m in modes) or 1
