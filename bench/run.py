@@ -1,0 +1,200 @@
+"""Steward benchmark: cost ratios measured in one run, never absolute timings in tests.
+
+SCIM targets (RFC 7644 endpoints at /scim/v2/):
+  * adding k members to a group costs the same whatever the group's size (O(k), not O(m));
+  * a userName filter costs the same whatever the directory's size (index, not scan);
+  * a page of 100 users costs a bounded number of SQL queries.
+
+Runs against a throwaway database: a temporary SQLite file, or, when DATABASE_URL points at
+PostgreSQL, a database named ``<name>_bench`` created and dropped by this script.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import statistics
+import sys
+import tempfile
+import time
+import uuid
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(ROOT))
+os.environ.setdefault("DJANGO_SETTINGS_MODULE", "governance.settings")
+os.environ.setdefault("DEBUG", "true")
+_tmp = None
+if not os.environ.get("DATABASE_URL", "").startswith("postgres"):
+    _tmp = tempfile.mkdtemp(prefix="steward-bench-")
+    os.environ["DATABASE_URL"] = f"sqlite:///{_tmp}/bench.sqlite3"
+else:
+    os.environ["DATABASE_URL"] = os.environ["DATABASE_URL"].rstrip("/") + "_bench"
+
+import django  # noqa: E402
+
+django.setup()
+
+from django.conf import settings  # noqa: E402
+from django.core.management import call_command  # noqa: E402
+from django.db import connection  # noqa: E402
+from django.test import Client  # noqa: E402
+from django.test.utils import CaptureQueriesContext, setup_test_environment  # noqa: E402
+
+PATCH = "urn:ietf:params:scim:api:messages:2.0:PatchOp"
+
+
+def _admin_connection():
+    import psycopg
+
+    params = settings.DATABASES["default"]
+    conninfo = (
+        f"host={params['HOST']} port={params['PORT'] or 5432} user={params['USER']} dbname=postgres"
+    )
+    if params.get("PASSWORD"):
+        conninfo += f" password={params['PASSWORD']}"
+    return psycopg.connect(conninfo, autocommit=True)
+
+
+def _create_database() -> None:
+    if connection.vendor != "postgresql":
+        return
+    name = settings.DATABASES["default"]["NAME"]
+    with _admin_connection() as conn:
+        conn.execute(f'DROP DATABASE IF EXISTS "{name}"')
+        conn.execute(f'CREATE DATABASE "{name}"')
+
+
+def _drop_database() -> None:
+    if connection.vendor != "postgresql":
+        return
+    connection.close()
+    with _admin_connection() as conn:
+        conn.execute(f'DROP DATABASE IF EXISTS "{settings.DATABASES["default"]["NAME"]}"')
+
+
+def _bulk_people(source, count: int, prefix: str) -> list[uuid.UUID]:
+    """Set-up rows straight into the tables: the benchmark measures requests, not seeding."""
+    from governance.identities.models import Identity
+
+    people = [
+        Identity(
+            source=source, user_name=f"{prefix}{i:06d}@bench.example", external_id=f"{prefix}{i}"
+        )
+        for i in range(count)
+    ]
+    Identity.objects.bulk_create(people, batch_size=5000)
+    return [p.pk for p in people]
+
+
+def _timed(fn, repeat: int = 7) -> tuple[float, int]:
+    samples, queries = [], 0
+    for _ in range(repeat):
+        with CaptureQueriesContext(connection) as ctx:
+            start = time.perf_counter()
+            fn()
+            samples.append(time.perf_counter() - start)
+        queries = len(ctx.captured_queries)
+    return statistics.median(samples), queries
+
+
+def main() -> int:
+    _create_database()
+    call_command("migrate", verbosity=0)
+    setup_test_environment()
+    from governance.core.actor import Actor
+    from governance.identities.models import DirectoryGroup, GroupMembership, IdentitySource
+    from scim_api.tokens import token_create
+
+    source = IdentitySource.objects.create(name="bench", kind="entra")
+    _, token = token_create(actor=Actor.system("bench"), source=source)
+    client = Client(HTTP_AUTHORIZATION=f"Bearer {token}")
+
+    small_m, large_m, k = 100, 20_000, 10
+    members = _bulk_people(source, large_m + 40 * k, "p")
+    results = []
+
+    def group_with(m: int, name: str) -> DirectoryGroup:
+        group = DirectoryGroup.objects.create(source=source, display_name=name)
+        GroupMembership.objects.bulk_create(
+            [GroupMembership(group=group, identity_id=i) for i in members[:m]], batch_size=5000
+        )
+        return group
+
+    small, large = group_with(small_m, "small"), group_with(large_m, "large")
+    pool = iter(members[large_m:])
+
+    def add_members(group):
+        def run():
+            body = {
+                "schemas": [PATCH],
+                "Operations": [
+                    {
+                        "op": "Add",
+                        "path": "members",
+                        "value": [{"value": str(next(pool))} for _ in range(k)],
+                    }
+                ],
+            }
+            response = client.patch(
+                f"/scim/v2/Groups/{group.pk}",
+                json.dumps(body),
+                content_type="application/scim+json",
+            )
+            assert response.status_code == 204, response.content
+
+        return run
+
+    t_small, q_small = _timed(add_members(small))
+    t_large, q_large = _timed(add_members(large))
+    results.append(
+        ("group PATCH add 10 members: m=20,000 vs m=100", t_large / t_small, q_small, q_large, 3.0)
+    )
+
+    def lookup(name):
+        def run():
+            r = client.get("/scim/v2/Users", {"filter": f'userName eq "{name}"'})
+            assert r.status_code == 200 and r.json()["totalResults"] == 1, r.content
+
+        return run
+
+    # directory of ~20,400 people vs the same query repeated on a tiny source
+    small_source = IdentitySource.objects.create(name="bench-small", kind="okta")
+    _, small_token = token_create(actor=Actor.system("bench"), source=small_source)
+    _bulk_people(small_source, 50, "s")
+    big_client = client
+    client = Client(HTTP_AUTHORIZATION=f"Bearer {small_token}")
+    t_tiny, q_tiny = _timed(lookup("s000025@bench.example"))
+    client = big_client
+    t_big, q_big = _timed(lookup("P000025@BENCH.EXAMPLE"))
+    results.append(("userName eq filter: 20,400 people vs 50", t_big / t_tiny, q_tiny, q_big, 3.0))
+
+    def page(count):
+        def run():
+            r = client.get("/scim/v2/Users", {"count": count, "startIndex": 1000})
+            assert r.status_code == 200 and len(r.json()["Resources"]) == count
+
+        return run
+
+    t_1, q_1 = _timed(page(1))
+    t_100, q_100 = _timed(page(100))
+    results.append(
+        ("page of 100 users vs page of 1 (queries must not grow)", t_100 / t_1, q_1, q_100, None)
+    )
+
+    print(f"Steward benchmark on {connection.vendor}")
+    print(f"{'measure':60} {'time ratio':>10} {'queries':>12}  verdict")
+    failed = False
+    for label, ratio, qa, qb, limit in results:
+        ok = qa == qb and (limit is None or ratio <= limit)
+        failed |= not ok
+        print(f"{label:60} {ratio:10.2f} {qa:>5} vs {qb:<5}  {'ok' if ok else 'OVER TARGET'}")
+    return 1 if failed else 0
+
+
+if __name__ == "__main__":
+    try:
+        code = main()
+    finally:
+        _drop_database()
+    sys.exit(code)
