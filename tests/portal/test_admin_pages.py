@@ -2,6 +2,7 @@
 
 import pytest
 from django.contrib import admin
+from django.db import transaction
 from django.urls import reverse
 
 from governance.access.models import Application
@@ -13,9 +14,19 @@ pytestmark = pytest.mark.django_db
 MODELS = [m for m in admin.site._registry]
 
 
+@pytest.fixture(scope="module")
+def _demo_data(django_db_setup, django_db_blocker):
+    """Seed once for the module inside a transaction that is rolled back at the end; each
+    test runs in a savepoint within it, as Django's TestCase does."""
+    with django_db_blocker.unblock(), transaction.atomic():
+        seed_demo()
+        yield
+        transaction.set_rollback(True)
+
+
 @pytest.fixture
-def seeded(db):
-    seed_demo()
+def seeded(_demo_data, db):
+    return None
 
 
 def test_every_changelist_and_change_page_loads(
