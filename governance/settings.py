@@ -46,6 +46,7 @@ INSTALLED_APPS = [
     "governance.identities",
     "governance.access",
     "governance.nhi",
+    "governance.lifecycle",
     "scim_api",
 ]
 
@@ -153,4 +154,8 @@ LOGGING = {
     "disable_existing_loggers": False,
     "handlers": {"console": {"class": "logging.StreamHandler"}},
     "root": {"handlers": ["console"], "level": env_str("LOG_LEVEL", "INFO")},
+}
+
+CELERY_BEAT_SCHEDULE = {
+    "lifecycle-sweep": {"task": "lifecycle.sweep", "schedule": 300.0},
 }

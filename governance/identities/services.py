@@ -64,6 +64,34 @@ def _identity_snapshot(identity: Identity) -> dict[str, Any]:
     return data
 
 
+def _lifecycle_view(identity: Identity) -> dict[str, Any]:
+    """The attributes that make a change a joiner, mover, leaver or rehire."""
+    return {
+        "active": identity.active and identity.deleted_at is None,
+        "department": identity.department,
+        "title": identity.title,
+        "division": identity.division,
+        "manager": str(identity.manager_id) if identity.manager_id else None,
+    }
+
+
+def _derive(actor, identity, before, after, *, groups_changed=False) -> None:
+    from governance.lifecycle.services import lifecycle_record_change
+
+    lifecycle_record_change(
+        actor=actor, identity=identity, before=before, after=after, groups_changed=groups_changed
+    )
+
+
+def _derive_membership(actor, identity_ids, enabled: bool) -> None:
+    """A membership change is a mover event for each person concerned (O(k))."""
+    if not enabled or not identity_ids:
+        return
+    for identity in Identity.objects.filter(pk__in=list(identity_ids)):
+        view = _lifecycle_view(identity)
+        _derive(actor, identity, view, view, groups_changed=True)
+
+
 def _check_fields(fields: dict[str, Any]) -> None:
     unknown = set(fields) - IDENTITY_FIELDS
     if unknown:
@@ -139,6 +167,7 @@ def identity_create(
     actor: Actor,
     source: IdentitySource | None,
     emails: Sequence[dict[str, Any]] = (),
+    derive_lifecycle: bool = True,
     **fields: Any,
 ) -> Identity:
     """A joiner arrives. userName must be unique case-insensitively among live identities."""
@@ -166,6 +195,8 @@ def identity_create(
         target=identity,
         after=_identity_snapshot(identity),
     )
+    if derive_lifecycle:
+        _derive(actor, identity, None, _lifecycle_view(identity))
     return identity
 
 
@@ -175,6 +206,7 @@ def identity_update(
     actor: Actor,
     identity: Identity,
     emails: Sequence[dict[str, Any]] | None = None,
+    derive_lifecycle: bool = True,
     **fields: Any,
 ) -> Identity:
     """Change a person's attributes. ``active`` changes are recorded as (de)activation."""
@@ -183,6 +215,7 @@ def identity_update(
     if locked.deleted_at is not None:
         raise InvalidTransition("This identity was deleted and cannot be changed.")
     before = _identity_snapshot(locked)
+    lifecycle_before = _lifecycle_view(locked)
     if "user_name" in fields and _user_name_taken(fields["user_name"], exclude=locked.pk):
         raise Conflict(f"userName {fields['user_name']!r} is already in use.", field="user_name")
     was_active = locked.active
@@ -213,12 +246,18 @@ def identity_update(
     if was_active != locked.active:
         action = "identity.deactivated" if not locked.active else "identity.reactivated"
     record(actor=actor, action=action, target=locked, before=old, after=new)
+    if derive_lifecycle:
+        _derive(actor, locked, lifecycle_before, _lifecycle_view(locked))
     return locked
 
 
-def identity_deactivate(*, actor: Actor, identity: Identity) -> Identity:
+def identity_deactivate(
+    *, actor: Actor, identity: Identity, derive_lifecycle: bool = True
+) -> Identity:
     """The offboarding signal: the person stays readable, with ``active`` false."""
-    return identity_update(actor=actor, identity=identity, active=False)
+    return identity_update(
+        actor=actor, identity=identity, active=False, derive_lifecycle=derive_lifecycle
+    )
 
 
 @transaction.atomic
@@ -228,6 +267,7 @@ def identity_delete(*, actor: Actor, identity: Identity) -> Identity:
     if locked.deleted_at is not None:
         raise InvalidTransition("This identity is already deleted.")
     before = _identity_snapshot(locked)
+    lifecycle_before = _lifecycle_view(locked)
     groups = list(
         GroupMembership.objects.filter(identity=locked).values_list("group_id", flat=True)
     )
@@ -250,6 +290,7 @@ def identity_delete(*, actor: Actor, identity: Identity) -> Identity:
         before=before,
         after={"active": False, "deleted_at": now, "left_groups": [str(g) for g in groups]},
     )
+    _derive(actor, locked, lifecycle_before, _lifecycle_view(locked))
     return locked
 
 
@@ -288,6 +329,7 @@ def group_create(
     external_id: str = "",
     description: str = "",
     member_ids: Iterable[Any] = (),
+    derive_lifecycle: bool = True,
 ) -> DirectoryGroup:
     if not (display_name or "").strip():
         raise DomainError("displayName is required.", field="display_name")
@@ -317,6 +359,7 @@ def group_create(
             "members": [str(i) for i in ids[:_MEMBER_IDS_IN_AUDIT]],
         },
     )
+    _derive_membership(actor, ids, derive_lifecycle)
     return group
 
 
@@ -396,6 +439,7 @@ def group_members_add(
             target=locked,
             after=_member_audit(new_ids),
         )
+        _derive_membership(actor, new_ids, True)
     return new_ids
 
 
@@ -427,6 +471,7 @@ def group_members_remove(
             target=locked,
             before=_member_audit(removed),
         )
+        _derive_membership(actor, removed, True)
     return removed
 
 
@@ -456,6 +501,7 @@ def group_members_replace(
             before=_member_audit(to_remove),
             after=_member_audit(to_add),
         )
+        _derive_membership(actor, to_add + to_remove, True)
     return to_add, to_remove
 
 
@@ -463,7 +509,10 @@ def group_members_replace(
 def group_delete(*, actor: Actor, group: DirectoryGroup) -> DirectoryGroup:
     """Soft delete: the group disappears from SCIM, memberships end, history stays."""
     locked = _lock_group(group)
-    member_count = GroupMembership.objects.filter(group=locked).count()
+    former = list(
+        GroupMembership.objects.filter(group=locked).values_list("identity_id", flat=True)
+    )
+    member_count = len(former)
     GroupMembership.objects.filter(group=locked).delete()
     locked.deleted_at = timezone.now()
     locked.version = F("version") + 1
@@ -476,4 +525,5 @@ def group_delete(*, actor: Actor, group: DirectoryGroup) -> DirectoryGroup:
         before={"display_name": locked.display_name, "member_count": member_count},
         after={"deleted_at": locked.deleted_at},
     )
+    _derive_membership(actor, former, True)
     return locked

@@ -323,6 +323,7 @@ def _ensure_person(source, fields, result, *, active=True) -> Identity:
         source=source,
         emails=[{"value": fields["user_name"], "type": "work", "primary": True}],
         active=active,
+        derive_lifecycle=False,  # the demo organisation was provisioned before Steward
         **fields,
     )
     result.bump("identities")
@@ -463,6 +464,7 @@ def _groups(source, people, result) -> dict[str, DirectoryGroup]:
                 display_name=name,
                 external_id=f"grp-{name.lower()}",
                 member_ids=members,
+                derive_lifecycle=False,
             )
             result.bump("directory groups")
         groups[name] = group
