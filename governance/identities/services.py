@@ -232,6 +232,14 @@ def identity_update(
     after = _identity_snapshot(locked)
     old, new = changed(before, after)
     if not old and not new:
+        if fields.get("active") is False and not was_active:
+            # A repeated or late offboarding signal: evidence that it arrived, nothing to do.
+            record(
+                actor=actor,
+                action="identity.deactivation_repeated",
+                target=locked,
+                after={"active": False, "already_since": locked.deactivated_at},
+            )
         return locked
     locked.version = F("version") + 1
     try:

@@ -181,6 +181,7 @@ def test_duplicate_and_late_events_create_no_duplicate_work(org):
     directory.group_members_add(actor=SCIM, group=org["ap"], identity_ids=[priya.pk])  # late
     assert ProvisioningTask.objects.count() == count
     assert LifecycleEvent.objects.filter(identity=priya).count() == 1
+    assert AuditEvent.objects.filter(action="identity.deactivation_repeated").count() == 1
 
 
 def test_rehire_reprovisions_through_policy_only(org):
