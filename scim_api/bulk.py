@@ -38,6 +38,23 @@ def _resolve(value: Any, created: dict[str, str]) -> Any:
     return value
 
 
+def _resolve_path(path: Any, created: dict[str, str]) -> Any:
+    """``/Groups/bulkId:g1`` names the resource created by the operation with bulkId g1."""
+    if not isinstance(path, str):
+        return path
+    return "/".join(str(_resolve(part, created)) for part in path.split("/"))
+
+
+def _location(ctx, path: Any) -> str | None:
+    """The resource URL of a bulk operation's path, for results without a body (§3.7.3:
+    ``location`` is required in every response except a failed POST)."""
+    match = _PATH.match(path) if isinstance(path, str) else None
+    if not match or not match["id"]:
+        return None
+    kind = "Users" if match["kind"].lower() == "users" else "Groups"
+    return f"{ctx.base}/{kind}/{match['id']}"
+
+
 def _run(ctx, method: str, path: str, data: Any) -> tuple[int, Any, dict]:
     match = _PATH.match(path or "")
     if not match:
@@ -142,7 +159,7 @@ class BulkView(views.ScimView):
             return self._failure(
                 op, ScimError(400, "POST operations need a bulkId.", "invalidValue")
             )
-        path = _resolve(lowered.get("path"), created)
+        path = _resolve_path(lowered.get("path"), created)
         data = _resolve(lowered.get("data"), created)
         try:
             with transaction.atomic():
@@ -154,7 +171,11 @@ class BulkView(views.ScimView):
         result: dict[str, Any] = {"method": method, "status": str(status)}
         if bulk_id:
             result["bulkId"] = bulk_id
-        location = headers.get("Location") or (body or {}).get("meta", {}).get("location")
+        location = (
+            headers.get("Location")
+            or (body or {}).get("meta", {}).get("location")
+            or _location(ctx, path)
+        )
         if location:
             result["location"] = location
         if headers.get("ETag"):

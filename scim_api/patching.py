@@ -105,6 +105,8 @@ class MemberOp:
 
     action: Literal["add", "remove", "replace", "remove_all"]
     values: list[str]
+    #: ``display`` texts the client sent with added members, kept as sent (id -> text).
+    displays: dict[str, str] = field(default_factory=dict)
 
 
 @dataclass
@@ -442,8 +444,8 @@ class _Document:
         for key, item in value.items():
             if not isinstance(key, str):
                 raise PatchError("invalidPath", "attribute names must be strings")
-            if schema is None and key.lower() == "schemas":
-                continue
+            if key.lower() == "schemas" and (schema is None or schema is not self.rt.schema):
+                continue  # resource-level and extension objects may echo their schemas
             nested = self._schema_for_urn(key) if schema is None else None
             if nested is not None:
                 if item is None:
@@ -991,6 +993,17 @@ def _member_ids(value: Any) -> list[str]:
     return ids
 
 
+def _member_displays(value: Any) -> dict[str, str]:
+    """``display`` texts sent with members (validated by :func:`_member_ids` first)."""
+    items = [value] if isinstance(value, Mapping) else value
+    displays: dict[str, str] = {}
+    for item in items:
+        lowered = {k.lower(): v for k, v in item.items() if isinstance(k, str)}
+        if isinstance(lowered.get("display"), str) and lowered["display"]:
+            displays[lowered["value"]] = lowered["display"][:300]
+    return displays
+
+
 def _member_filter_ids(expr: Any) -> list[str]:
     """Ids selected by ``value eq "id"`` terms joined with ``or``; anything else refused.
 
@@ -1029,8 +1042,13 @@ class _GroupDocument(_Document):
     def _skip_invariants(self, attr: Attribute) -> bool:
         return attr is _MEMBERS
 
-    def _emit(self, action: Literal["add", "remove", "replace", "remove_all"], ids: list[str]):
-        self.member_ops.append(MemberOp(action, ids))
+    def _emit(
+        self,
+        action: Literal["add", "remove", "replace", "remove_all"],
+        ids: list[str],
+        displays: dict[str, str] | None = None,
+    ):
+        self.member_ops.append(MemberOp(action, ids, displays or {}))
 
     def set(self, op: str, target: _Target, value: Any) -> None:
         if target.attr is not _MEMBERS:
@@ -1046,10 +1064,11 @@ class _GroupDocument(_Document):
                 self._emit("remove_all", [])
             return
         ids = _member_ids(value)
+        displays = _member_displays(value)
         if op == "replace":
-            self._emit("replace", ids)
+            self._emit("replace", ids, displays)
         elif ids:
-            self._emit("add", ids)
+            self._emit("add", ids, displays)
 
     def remove(self, target: _Target, value: Any) -> None:
         if target.attr is not _MEMBERS:

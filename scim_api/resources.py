@@ -98,8 +98,8 @@ def user_resource(identity: Identity, base: str, *, with_groups: bool = True) ->
         item: dict[str, Any] = {"value": email.value}
         if email.type:
             item["type"] = email.type
-        if email.primary:
-            item["primary"] = True
+        # Always present: a client that sent "primary": false reads it back as sent.
+        item["primary"] = email.primary
         if email.display:
             item["display"] = email.display
         emails.append(item)
@@ -115,8 +115,8 @@ def user_resource(identity: Identity, base: str, *, with_groups: bool = True) ->
         manager: dict[str, Any] = {"value": str(identity.manager_id or identity.manager_ref)}
         if identity.manager_id is not None:
             manager["$ref"] = f"{base}/Users/{identity.manager_id}"
-            if identity.manager is not None and str(identity.manager):
-                manager["displayName"] = str(identity.manager)
+            # manager.displayName is read-only and optional (RFC 7643 §4.3); Steward leaves it
+            # out so that what a client wrote reads back unchanged.
         enterprise["manager"] = manager
     if enterprise:
         data["schemas"].append(ENTERPRISE_USER_SCHEMA)
@@ -160,7 +160,7 @@ def group_resource(
             {
                 "value": str(m.identity_id),
                 "$ref": f"{base}/Users/{m.identity_id}",
-                "display": str(m.identity),
+                "display": m.display or str(m.identity),  # as sent, else the current name
                 "type": "User",
             }
             for m in members
@@ -264,8 +264,6 @@ def project(
                 result[key] = value
             else:
                 result[key] = _subset(value, wanted_subs)
-        if "meta" in resource and any(a == "meta" for a, _ in attributes):
-            result["meta"] = resource["meta"]
         return result
     result = copy.copy(resource)
     for key, sub in excluded:
@@ -356,7 +354,7 @@ def patch_user(current: dict[str, Any], operations: Any) -> dict[str, Any]:
 
 
 def normalise_group(payload: Any):
-    """A POST/PUT Group body -> (displayName, externalId, member ids or None)."""
+    """A POST/PUT Group body -> (displayName, externalId, member ids or None, displays)."""
     body = _body_object(payload)
     try:
         plan = plan_group_patch({}, [{"op": "replace", "value": body}]) if body else None
@@ -364,6 +362,7 @@ def normalise_group(payload: Any):
         raise _patch_error(exc) from None
     resource = plan.resource if plan else {}
     member_ids = None
+    displays: dict[str, str] = {}
     if plan:
         for op in plan.member_ops:
             if op.action == "replace":
@@ -372,7 +371,8 @@ def normalise_group(payload: Any):
                 member_ids = (member_ids or []) + list(op.values)
             elif op.action == "remove_all":
                 member_ids = []
-    return resource.get("displayName"), resource.get("externalId"), member_ids
+            displays.update(op.displays)
+    return resource.get("displayName"), resource.get("externalId"), member_ids, displays
 
 
 def patch_group(current: dict[str, Any], operations: Any):

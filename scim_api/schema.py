@@ -694,6 +694,9 @@ def _location(location_base: str, collection: str, ident: str) -> str:
     return f"{location_base.rstrip('/')}/{collection}/{ident}"
 
 
+_COMMON_NAMES = frozenset({"id", "externalId", "meta"})
+
+
 def schema_representation(schema: ResourceSchema, location_base: str) -> dict[str, Any]:
     """The JSON body of ``GET /Schemas/{urn}`` (RFC 7643 §7, example in §8.7.1).
 
@@ -706,7 +709,11 @@ def schema_representation(schema: ResourceSchema, location_base: str) -> dict[st
         "id": schema.id,
         "name": schema.name,
         "description": schema.description,
-        "attributes": [attr.representation() for attr in schema.attributes],
+        "attributes": [
+            attr.representation()
+            for attr in schema.attributes
+            if attr.name not in _COMMON_NAMES  # RFC 7643 §8.7.1 lists them apart (§3.1)
+        ],
         "meta": {
             "resourceType": "Schema",
             "location": _location(location_base, "Schemas", schema.id),

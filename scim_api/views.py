@@ -110,10 +110,41 @@ class ScimView(APIView):
         return ScimContext(source=request.user.source, base=base)
 
     def body(self, request) -> Any:
-        data = request.data
+        try:
+            data = request.data
+        except RecursionError:
+            raise ScimError(400, "The JSON body is nested too deeply.", "invalidSyntax") from None
         if not request.body:
             raise ScimError(400, "A JSON request body is required.", "invalidSyntax")
+        _check_text(data)
         return data
+
+
+def _check_text(data: Any) -> None:
+    """Refuse text no database can store: NUL characters (PostgreSQL rejects them) and
+    unpaired UTF-16 surrogates (``"\\ud800"`` is valid JSON but not encodable as UTF-8).
+    Iterative, so a deeply nested body cannot exhaust the stack."""
+    pending = [data]
+    while pending:
+        item = pending.pop()
+        if isinstance(item, str):
+            try:
+                item.encode("utf-8")
+            except UnicodeEncodeError:
+                ok = False
+            else:
+                ok = "\x00" not in item
+            if not ok:
+                raise ScimError(
+                    400,
+                    "Text values cannot contain NUL characters or unpaired surrogates.",
+                    "invalidValue",
+                )
+        elif isinstance(item, dict):
+            pending.extend(item.keys())
+            pending.extend(item.values())
+        elif isinstance(item, list):
+            pending.extend(item)
 
 
 def _reply(status: int, body: Any = None, headers: dict | None = None) -> Response:
@@ -360,6 +391,11 @@ def user_patch(ctx: ScimContext, user_id: str, payload: Any, request=None):
     operations = _patch_operations(payload)
     current = resources.user_resource(identity, ctx.base)
     resource = resources.patch_user(current, operations)
+    if resource.get("active") is None:
+        # Steward has no "unassigned" activation state. Removing ``active`` (RFC 7644
+        # §3.5.2.2) keeps the stored value: falling back to the default (true) would
+        # silently reactivate a leaver.
+        resource["active"] = identity.active
     changes, emails = _changed_user_fields(identity, resource)
     if changes or emails is not None:
         services.identity_update(actor=ctx.actor, identity=identity, emails=emails, **changes)
@@ -416,6 +452,43 @@ def _get_group(ctx: ScimContext, group_id: str, *, members: bool = False) -> Dir
         raise ScimError(404, f"Group {pk} not found.") from None
 
 
+def _wants_members(query: ListQuery | None) -> bool:
+    """Whether the response will carry ``members``; if not, they are never read."""
+    if query is None:
+        return True
+    return resources.wants(
+        "members",
+        resources.parse_attribute_list(query.attributes, GROUP_RESOURCE_TYPE),
+        resources.parse_attribute_list(query.excluded, GROUP_RESOURCE_TYPE),
+    )
+
+
+def _check_member_scope(ctx: ScimContext, member_ids: list | None) -> None:
+    """New members must be users this source can see (RFC 7644 §3.5.2: the whole request
+    fails). Users outside the scope are answered exactly like unknown ids, so a source
+    learns nothing about other sources' people; existence is checked by the service."""
+    if ctx.source.authoritative_for_all or not member_ids:
+        return
+    wanted = set()
+    for raw in member_ids:
+        try:
+            wanted.add(uuid.UUID(str(raw)))
+        except ValueError:
+            continue
+    visible = set(
+        Identity.objects.filter(deleted_at__isnull=True, pk__in=wanted)
+        .filter(ctx.scope())
+        .values_list("pk", flat=True)
+    )
+    hidden = wanted - visible
+    if hidden:
+        raise ScimError(
+            400,
+            "Unknown member ids: " + ", ".join(sorted(str(m) for m in hidden)[:10]),
+            "invalidValue",
+        )
+
+
 def _group_out(ctx, group, query: ListQuery | None = None) -> dict:
     attributes = resources.parse_attribute_list(
         query.attributes if query else None, GROUP_RESOURCE_TYPE
@@ -451,15 +524,17 @@ def groups_list(ctx: ScimContext, query: ListQuery) -> dict:
 
 
 def group_create(ctx: ScimContext, payload: Any):
-    display_name, external_id, member_ids = resources.normalise_group(payload)
+    display_name, external_id, member_ids, displays = resources.normalise_group(payload)
     if not isinstance(display_name, str) or not display_name.strip():
         raise ScimError(400, "displayName is required.", "invalidValue")
+    _check_member_scope(ctx, member_ids)
     group = services.group_create(
         actor=ctx.actor,
         source=ctx.source,
         display_name=display_name,
         external_id=external_id or "",
         member_ids=member_ids or [],
+        displays=displays,
     )
     group = _get_group(ctx, str(group.pk), members=True)
     body = _group_out(ctx, group)
@@ -470,13 +545,16 @@ def group_create(ctx: ScimContext, payload: Any):
 def group_replace(ctx: ScimContext, group_id: str, payload: Any, request=None):
     group = _get_group(ctx, group_id)
     _check_preconditions(request, resources._etag(group.version))
-    display_name, external_id, member_ids = resources.normalise_group(payload)
+    display_name, external_id, member_ids, displays = resources.normalise_group(payload)
     if not isinstance(display_name, str) or not display_name.strip():
         raise ScimError(400, "displayName is required.", "invalidValue")
+    _check_member_scope(ctx, member_ids)
     services.group_update(
         actor=ctx.actor, group=group, display_name=display_name, external_id=external_id or ""
     )
-    services.group_members_replace(actor=ctx.actor, group=group, identity_ids=member_ids or [])
+    services.group_members_replace(
+        actor=ctx.actor, group=group, identity_ids=member_ids or [], displays=displays
+    )
     group = _get_group(ctx, group_id, members=True)
     body = _group_out(ctx, group)
     return 200, body, {"ETag": body["meta"]["version"], "Location": body["meta"]["location"]}
@@ -494,21 +572,28 @@ def group_patch(ctx: ScimContext, group_id: str, payload: Any, request=None, que
         changes["display_name"] = plan.resource.get("displayName") or ""
     if plan.resource.get("externalId") != current.get("externalId"):
         changes["external_id"] = plan.resource.get("externalId") or ""
+    for op in plan.member_ops:
+        if op.action in ("add", "replace"):
+            _check_member_scope(ctx, op.values)
     if changes:
         services.group_update(actor=ctx.actor, group=group, **changes)
     for op in plan.member_ops:
         if op.action == "add":
-            services.group_members_add(actor=ctx.actor, group=group, identity_ids=op.values)
+            services.group_members_add(
+                actor=ctx.actor, group=group, identity_ids=op.values, displays=op.displays
+            )
         elif op.action == "remove":
             services.group_members_remove(actor=ctx.actor, group=group, identity_ids=op.values)
         elif op.action == "replace":
-            services.group_members_replace(actor=ctx.actor, group=group, identity_ids=op.values)
+            services.group_members_replace(
+                actor=ctx.actor, group=group, identity_ids=op.values, displays=op.displays
+            )
         elif op.action == "remove_all":
             services.group_members_replace(actor=ctx.actor, group=group, identity_ids=[])
     group = _get_group(ctx, group_id)
     version = resources._etag(group.version)
     if query is not None and (query.attributes or query.excluded):
-        group = _get_group(ctx, group_id, members=True)
+        group = _get_group(ctx, group_id, members=_wants_members(query))
         return 200, _group_out(ctx, group, query), {"ETag": version}
     return 204, None, {"ETag": version}
 
@@ -580,11 +665,10 @@ class GroupView(ScimView):
     def get(self, request, resource_id):
         ctx = self.context(request)
         query = ListQuery.from_params(request.query_params)
-        group = _get_group(ctx, resource_id)
+        group = _get_group(ctx, resource_id, members=_wants_members(query))
         version = resources._etag(group.version)
         if _not_modified(request, version):
             return _reply(304, None, {"ETag": version})
-        group = _get_group(ctx, resource_id, members=True)
         return _reply(200, _group_out(ctx, group, query), {"ETag": version})
 
     def put(self, request, resource_id):
@@ -615,23 +699,90 @@ class GroupsSearchView(ScimView):
 
 
 class RootSearchView(ScimView):
-    """POST /.search across Users and Groups (RFC 7644 §3.4.3): users first, then groups."""
+    """POST /.search across Users and Groups (RFC 7644 §3.4.3): users first, then groups.
+
+    The page is cut from the concatenation in the database, users then groups, so any
+    ``startIndex`` reaches every resource, however many users there are.
+    """
 
     def post(self, request):
         ctx = self.context(request)
         query = ListQuery.from_search(self.body(request))
-        wide = ListQuery(
-            query.filter, 1, MAX_RESULTS, None, "ascending", query.attributes, query.excluded
-        )
-        users = users_list(ctx, wide) if _filter_fits(query.filter, user_filter_q) else None
-        groups = groups_list(ctx, wide) if _filter_fits(query.filter, group_filter_q) else None
-        if users is None and groups is None:
+        attributes = _names_per_type(query.attributes, fallback=["id"])
+        excluded = _names_per_type(query.excluded, fallback=None)
+        fits_users = _filter_fits(query.filter, user_filter_q)
+        fits_groups = _filter_fits(query.filter, group_filter_q)
+        if not fits_users and not fits_groups:
             raise ScimError(400, "The filter fits neither Users nor Groups.", "invalidFilter")
-        everything = (users or {}).get("Resources", []) + (groups or {}).get("Resources", [])
-        total = (users or {}).get("totalResults", 0) + (groups or {}).get("totalResults", 0)
         offset = query.start_index - 1
-        page = everything[offset : offset + query.count]
+        page: list[dict] = []
+        total = 0
+        users_total = 0
+        if fits_users:
+            name = USER_RESOURCE_TYPE.name
+            users = users_list(
+                ctx,
+                ListQuery(
+                    query.filter,
+                    offset + 1,
+                    query.count,
+                    None,
+                    "ascending",
+                    attributes[name],
+                    excluded[name],
+                ),
+            )
+            page += users["Resources"]
+            users_total = total = users["totalResults"]
+        if fits_groups:
+            name = GROUP_RESOURCE_TYPE.name
+            groups = groups_list(
+                ctx,
+                ListQuery(
+                    query.filter,
+                    max(0, offset - users_total) + 1,
+                    query.count - len(page),
+                    None,
+                    "ascending",
+                    attributes[name],
+                    excluded[name],
+                ),
+            )
+            page += groups["Resources"]
+            total += groups["totalResults"]
         return _reply(200, _list_response(page, total, query.start_index))
+
+
+def _names_per_type(raw: Any, *, fallback: list[str] | None) -> dict[str, Any]:
+    """Split a /.search ``attributes`` or ``excludedAttributes`` list by resource type.
+
+    A search across resource types (RFC 7644 §3.4.3) may name attributes only one type
+    has (``members``, ``name``); each type gets the names it knows. A name no type knows
+    is still 400 invalidValue. A type left with none of the requested names gets
+    ``fallback``: ``["id"]`` for ``attributes`` (only what is always returned, never the
+    whole representation), ``None`` for ``excludedAttributes``.
+    """
+    types = (USER_RESOURCE_TYPE, GROUP_RESOURCE_TYPE)
+    if raw is None:
+        return {rt.name: None for rt in types}
+    items = raw if isinstance(raw, list) else str(raw).split(",")
+    kept: dict[str, list] = {rt.name: [] for rt in types}
+    for item in items:
+        if isinstance(item, str) and not item.strip():
+            continue
+        known = False
+        for rt in types:
+            try:
+                resources.parse_attribute_list([item], rt)
+            except ScimError:
+                continue
+            kept[rt.name].append(item)
+            known = True
+        if not known:
+            resources.parse_attribute_list([item], types[0])  # raises the 400
+    if not any(kept.values()):
+        return {rt.name: None for rt in types}
+    return {name: names or fallback for name, names in kept.items()}
 
 
 def _filter_fits(text, to_q) -> bool:

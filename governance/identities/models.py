@@ -168,6 +168,9 @@ class DirectoryGroup(models.Model):
 class GroupMembership(models.Model):
     group = models.ForeignKey(DirectoryGroup, on_delete=models.CASCADE, related_name="memberships")
     identity = models.ForeignKey(Identity, on_delete=models.CASCADE, related_name="memberships")
+    display = models.CharField(
+        max_length=300, blank=True, help_text="The member's display text as the IdP sent it."
+    )
     added_at = models.DateTimeField(auto_now_add=True)
 
     class Meta:

@@ -338,6 +338,7 @@ def group_create(
     description: str = "",
     member_ids: Iterable[Any] = (),
     derive_lifecycle: bool = True,
+    displays: dict[str, str] | None = None,
 ) -> DirectoryGroup:
     if not (display_name or "").strip():
         raise DomainError("displayName is required.", field="display_name")
@@ -357,6 +358,7 @@ def group_create(
     GroupMembership.objects.bulk_create(
         [GroupMembership(group=group, identity_id=i) for i in ids], ignore_conflicts=True
     )
+    _set_displays(group, displays)
     record(
         actor=actor,
         action="group.created",
@@ -416,13 +418,36 @@ def group_update(*, actor: Actor, group: DirectoryGroup, **fields: Any) -> Direc
     return locked
 
 
+def _set_displays(group: DirectoryGroup, displays: dict[str, str] | None) -> None:
+    """Keep the display texts sent with members (O(k) in the members named)."""
+    for raw, text in (displays or {}).items():
+        try:
+            identity_id = uuid.UUID(str(raw))
+        except ValueError:
+            continue
+        GroupMembership.objects.filter(group=group, identity_id=identity_id).exclude(
+            display=text
+        ).update(display=text)
+
+
+def _display_for(identity_id: uuid.UUID, displays: dict[str, str] | None) -> str:
+    for raw, text in (displays or {}).items():
+        if str(raw).lower() == str(identity_id):
+            return text
+    return ""
+
+
 def _member_audit(ids: Sequence[Any]) -> dict[str, Any]:
     return {"count": len(ids), "members": [str(i) for i in list(ids)[:_MEMBER_IDS_IN_AUDIT]]}
 
 
 @transaction.atomic
 def group_members_add(
-    *, actor: Actor, group: DirectoryGroup, identity_ids: Iterable[Any]
+    *,
+    actor: Actor,
+    group: DirectoryGroup,
+    identity_ids: Iterable[Any],
+    displays: dict[str, str] | None = None,
 ) -> list[uuid.UUID]:
     """Add members; cost is O(k) in the ids given, whatever the group's size. Returns the ids
     that were not members before."""
@@ -430,6 +455,7 @@ def group_members_add(
     ids = _live_identity_ids(identity_ids)
     if not ids:
         return []
+    _set_displays(locked, displays)
     already = set(
         GroupMembership.objects.filter(group=locked, identity_id__in=ids).values_list(
             "identity_id", flat=True
@@ -438,7 +464,11 @@ def group_members_add(
     new_ids = [i for i in ids if i not in already]
     if new_ids:
         GroupMembership.objects.bulk_create(
-            [GroupMembership(group=locked, identity_id=i) for i in new_ids], ignore_conflicts=True
+            [
+                GroupMembership(group=locked, identity_id=i, display=_display_for(i, displays))
+                for i in new_ids
+            ],
+            ignore_conflicts=True,
         )
         _bump(locked)
         record(
@@ -485,7 +515,11 @@ def group_members_remove(
 
 @transaction.atomic
 def group_members_replace(
-    *, actor: Actor, group: DirectoryGroup, identity_ids: Iterable[Any]
+    *,
+    actor: Actor,
+    group: DirectoryGroup,
+    identity_ids: Iterable[Any],
+    displays: dict[str, str] | None = None,
 ) -> tuple[list[uuid.UUID], list[uuid.UUID]]:
     """Make the member list exactly ``identity_ids``; returns (added, removed)."""
     locked = _lock_group(group)
@@ -498,8 +532,13 @@ def group_members_replace(
         GroupMembership.objects.filter(group=locked, identity_id__in=to_remove).delete()
     if to_add:
         GroupMembership.objects.bulk_create(
-            [GroupMembership(group=locked, identity_id=i) for i in to_add], ignore_conflicts=True
+            [
+                GroupMembership(group=locked, identity_id=i, display=_display_for(i, displays))
+                for i in to_add
+            ],
+            ignore_conflicts=True,
         )
+    _set_displays(locked, displays)
     if to_add or to_remove:
         _bump(locked)
         record(

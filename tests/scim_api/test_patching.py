@@ -797,7 +797,7 @@ GROUP_CASES = [
             {"op": "remove", "path": 'members[value eq "a"]'},
             {"op": "add", "path": "members", "value": [{"value": "b", "display": "B"}]},
         ],
-        [MemberOp("remove", ["a"]), MemberOp("add", ["b"])],
+        [MemberOp("remove", ["a"]), MemberOp("add", ["b"], {"b": "B"})],
         {},
         id="okta-mixed-remove-then-add",
     ),
