@@ -3,6 +3,7 @@ from django.db.models import Count, Q
 
 from governance.access.models import AccessPolicy, Account, Application, Entitlement, Grant
 from governance.core.admin_base import AuditedModelAdmin
+from governance.lifecycle.admin import ProvisioningProfileInline
 
 
 class EntitlementInline(admin.TabularInline):
@@ -36,7 +37,7 @@ class ApplicationAdmin(AuditedModelAdmin):
     list_filter = ("provisioning_mode", "risk_tier", "review_frequency")
     search_fields = ("name", "description")
     filter_horizontal = ("owners",)
-    inlines = [EntitlementInline]
+    inlines = [EntitlementInline, ProvisioningProfileInline]
 
     def get_queryset(self, request):
         return (

@@ -96,6 +96,23 @@ def account_disable(*, actor: Actor, account: Account) -> Account:
 
 
 @transaction.atomic
+def account_enable(*, actor: Actor, account: Account) -> Account:
+    locked = Account.objects.select_for_update().get(pk=account.pk)
+    if locked.status != Account.Status.DISABLED:
+        raise InvalidTransition(f"Account {locked} is {locked.get_status_display().lower()}.")
+    locked.status = Account.Status.ACTIVE
+    locked.save(update_fields=["status", "updated_at"])
+    record(
+        actor=actor,
+        action="account.enabled",
+        target=locked,
+        before={"status": Account.Status.DISABLED},
+        after={"status": locked.status},
+    )
+    return locked
+
+
+@transaction.atomic
 def grant_create(
     *,
     actor: Actor,

@@ -21,6 +21,9 @@ def snapshot(instance: models.Model, fields: list[str] | None = None) -> dict[st
             continue
         if getattr(field, "auto_now", False):
             continue  # bookkeeping, not a change anyone made
+        if getattr(field, "redact_in_audit", False):
+            data[field.attname] = "(set)" if field.value_from_object(instance) else "(not set)"
+            continue
         data[field.attname if field.is_relation else field.name] = field.value_from_object(instance)
     for field in instance._meta.many_to_many:
         if fields is not None and field.name not in fields:

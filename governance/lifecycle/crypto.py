@@ -39,7 +39,10 @@ def decrypt(token: str) -> str:
 
 
 class EncryptedTextField(models.TextField):
-    """Stores ciphertext; Python code sees plaintext. Empty stays empty (no secret)."""
+    """Stores ciphertext; Python code sees plaintext. Empty stays empty (no secret).
+    Audit snapshots record only whether a value is set (``redact_in_audit``)."""
+
+    redact_in_audit = True
 
     def from_db_value(self, value, expression, connection):
         if not value:

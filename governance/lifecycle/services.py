@@ -36,6 +36,7 @@ MOVER_FIELDS = ("department", "title", "manager", "division")
 MAX_ATTEMPTS = 6
 BACKOFF_BASE_SECONDS = 30
 BACKOFF_CAP_SECONDS = 3600
+WAIT_LIMIT = timedelta(days=2)
 
 
 def classify(
@@ -117,17 +118,22 @@ class _Planner:
 def _cancel_superseded(identity: Identity, desired: dict[int, dict[int, int]], kind: str) -> int:
     """Open grant tasks for entitlements no longer wanted (and revokes of wanted ones) go."""
     wanted = {ent for ents in desired.values() for ent in ents}
+    # A task a worker holds (in_progress) is never cancelled under it: it finishes, and the
+    # leaver plans the undo of an in-flight grant (see _plan).
     open_ = ProvisioningTask.objects.filter(
-        identity=identity, state__in=ProvisioningTask.OPEN_STATES
+        identity=identity, state__in=[State.PENDING, State.AWAITING_MANUAL]
     )
     stale = Q(operation=Op.GRANT) & ~Q(entitlement_id__in=wanted)
     if kind == LifecycleEvent.Kind.LEAVER:
         stale = Q(operation__in=[Op.GRANT, Op.CREATE_ACCOUNT, Op.ENABLE_ACCOUNT, Op.UPDATE_ACCOUNT])
     else:
         stale |= Q(operation=Op.REVOKE, entitlement_id__in=wanted) | Q(operation=Op.DISABLE_ACCOUNT)
-    return open_.filter(stale).update(
-        state=State.CANCELLED, last_error="superseded by a later change"
-    )
+    cancelled = open_.filter(stale)
+    events = set(cancelled.values_list("event_id", flat=True))
+    count = cancelled.update(state=State.CANCELLED, last_error="superseded by a later change")
+    for event_id in events:
+        _check_event_complete(event_id)
+    return count
 
 
 def _plan(event: LifecycleEvent, now: datetime) -> _Planner:
@@ -154,6 +160,17 @@ def _plan(event: LifecycleEvent, now: datetime) -> _Planner:
                 account=grant.account,
                 entitlement=grant.entitlement,
                 reason="leaver: revoke every grant",
+            )
+        in_flight = ProvisioningTask.objects.filter(
+            identity=identity, operation=Op.GRANT, state=State.IN_PROGRESS
+        ).select_related("application", "entitlement", "account")
+        for task in in_flight:
+            planner.add(
+                application=task.application,
+                operation=Op.REVOKE,
+                account=task.account,
+                entitlement=task.entitlement,
+                reason="leaver: undo a grant that was in flight",
             )
         for account in accounts.values():
             if account.status == Account.Status.ACTIVE:
@@ -225,6 +242,24 @@ def _plan(event: LifecycleEvent, now: datetime) -> _Planner:
     return planner
 
 
+def _open_urgent_leaver(identity: Identity) -> LifecycleEvent | None:
+    """The urgent leaver started in the portal, if it is the person's latest event."""
+    latest = (
+        LifecycleEvent.objects.filter(identity=identity).order_by("-occurred_at", "-pk").first()
+    )
+    if latest is not None and latest.kind == LifecycleEvent.Kind.LEAVER and latest.urgent:
+        return latest
+    return None
+
+
+def _can_work_on(actor: Actor, task: ProvisioningTask) -> bool:
+    """Security admins, and owners of the task's application."""
+    user = actor.user if actor.kind == "user" else None
+    if user is None:
+        return False
+    return user.is_security_admin or task.application.owners.filter(pk=user.pk).exists()
+
+
 def _enqueue(tasks: list[ProvisioningTask]) -> None:
     scim_ids = [t.pk for t in tasks if t.channel == ProvisioningTask.Channel.SCIM]
     if not scim_ids:
@@ -257,29 +292,22 @@ def lifecycle_record_change(
     if kind is None:
         return None
     now = timezone.now()
-    if kind == LifecycleEvent.Kind.LEAVER and actor.kind != "user":
-        urgent = (
-            LifecycleEvent.objects.filter(
-                identity=identity, kind=LifecycleEvent.Kind.LEAVER, urgent=True
-            )
-            .order_by("-occurred_at")
-            .first()
+    urgent = _open_urgent_leaver(identity)
+    if urgent is not None and kind in (LifecycleEvent.Kind.LEAVER, LifecycleEvent.Kind.MOVER):
+        # The portal already started this leaver; the directory is catching up. A mover in
+        # between must not undo it, and the deactivation is recorded as already done.
+        action = (
+            "lifecycle.leaver_already_started"
+            if kind == LifecycleEvent.Kind.LEAVER
+            else "lifecycle.change_during_urgent_leaver"
         )
-        if (
-            urgent is not None
-            and not LifecycleEvent.objects.filter(
-                identity=identity, occurred_at__gt=urgent.occurred_at
-            )
-            .exclude(pk=urgent.pk)
-            .exists()
-        ):
-            record(
-                actor=actor,
-                action="lifecycle.leaver_already_started",
-                target=urgent,
-                after={"identity": str(identity.pk), "urgent_event": urgent.pk},
-            )
-            return urgent
+        record(
+            actor=actor,
+            action=action,
+            target=urgent,
+            after={"identity": str(identity.pk), "urgent_event": urgent.pk, "kind": kind},
+        )
+        return urgent
     changes = {
         k: {"from": (before or {}).get(k), "to": after.get(k)}
         for k in ("active", *MOVER_FIELDS)
@@ -328,6 +356,8 @@ def lifecycle_start_urgent_leaver(
     locked = Identity.objects.select_for_update().get(pk=identity.pk)
     if not locked.active:
         raise InvalidTransition(f"{locked} is already inactive.")
+    if _open_urgent_leaver(locked) is not None:
+        raise InvalidTransition(f"An urgent leaver for {locked} is already under way.")
     now = timezone.now()
     event = LifecycleEvent.objects.create(
         identity=locked,
@@ -340,6 +370,9 @@ def lifecycle_start_urgent_leaver(
     )
     planner = _plan(event, now)
     event.save(update_fields=["retained_privileged", "nhi_handoff_needed"])
+    if not planner.created:
+        event.completed_at = now
+        event.save(update_fields=["completed_at"])
     record(
         actor=actor,
         action="lifecycle.urgent_leaver_started",
@@ -421,7 +454,8 @@ def _apply_outcome(task: ProvisioningTask, actor: Actor) -> None:
     ):
         access.account_disable(actor=actor, account=task.account)
     elif task.operation == Op.ENABLE_ACCOUNT and task.account:
-        Account.objects.filter(pk=task.account_id).update(status=Account.Status.ACTIVE)
+        if task.account.status == Account.Status.DISABLED:
+            access.account_enable(actor=actor, account=task.account)
     elif task.operation == Op.GRANT and task.entitlement_id:
         account = (
             task.account
@@ -475,7 +509,8 @@ def task_record_verified(
 
 
 def backoff_seconds(attempts: int, *, rng: random.Random | None = None) -> float:
-    """Exponential backoff with full jitter: uniform(0, min(cap, base * 2^attempts))."""
+    """Exponential backoff with jitter: uniform(c/2, c) where c = min(cap, base * 2^(n-1))
+    for the n-th attempt, so retries spread out but never come sooner than half the step."""
     ceiling = min(BACKOFF_CAP_SECONDS, BACKOFF_BASE_SECONDS * (2 ** max(0, attempts - 1)))
     return (rng or random).uniform(ceiling / 2, ceiling)
 
@@ -488,12 +523,19 @@ def task_record_failure(
     error: str,
     transient: bool,
     evidence: dict | None = None,
+    count_attempt: bool = True,
 ) -> ProvisioningTask:
-    """A failed attempt: transient errors retry with backoff until MAX_ATTEMPTS, else failed."""
+    """A failed attempt: transient errors retry with backoff until MAX_ATTEMPTS, else failed.
+
+    ``count_attempt=False`` is for waiting on another task (a grant waiting for its account):
+    the attempt is given back, for up to WAIT_LIMIT after the task was created.
+    """
     locked = ProvisioningTask.objects.select_for_update().get(pk=task.pk)
     if locked.state != State.IN_PROGRESS:
         raise InvalidTransition(f"Task {locked.pk} is {locked.get_state_display().lower()}.")
     now = timezone.now()
+    if not count_attempt and transient and now - locked.created_at < WAIT_LIMIT:
+        locked.attempts = max(0, locked.attempts - 1)
     locked.last_error = error[:2000]
     if evidence:
         locked.evidence = {**locked.evidence, **evidence}
@@ -540,6 +582,8 @@ def task_mark_executed(
         raise InvalidTransition(f"Task {locked.pk} is {locked.get_state_display().lower()}.")
     if actor.kind != "user" or actor.user is None:
         raise DomainError("Manual work is closed by a person.")
+    if not _can_work_on(actor, locked):
+        raise DomainError("Only an owner of the application or a security admin can do this.")
     locked.state = State.EXECUTED
     locked.executed_at = timezone.now()
     locked.executed_by = actor.user
@@ -566,6 +610,8 @@ def task_mark_executed(
 def task_retry(*, actor: Actor, task: ProvisioningTask) -> ProvisioningTask:
     """A person sends a failed SCIM task back to the queue."""
     locked = ProvisioningTask.objects.select_for_update().get(pk=task.pk)
+    if not _can_work_on(actor, locked):
+        raise DomainError("Only an owner of the application or a security admin can do this.")
     if locked.state != State.FAILED:
         raise InvalidTransition("Only failed tasks can be retried.")
     locked.state = State.PENDING

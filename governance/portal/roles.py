@@ -27,6 +27,9 @@ ROLE_PERMISSIONS: dict[str, dict[str, tuple[str, ...]]] = {
         "audit.auditevent": (VIEW,),
         "portal.user": (VIEW,),
         "scim_api.scimtoken": ALL,
+        "lifecycle.lifecycleevent": (VIEW,),
+        "lifecycle.provisioningtask": (VIEW, CHANGE),
+        "lifecycle.provisioningprofile": ALL,
     },
     "Reviewer": {
         "identities.identity": (VIEW,),
@@ -42,6 +45,11 @@ ROLE_PERMISSIONS: dict[str, dict[str, tuple[str, ...]]] = {
         "access.account": (VIEW, ADD, CHANGE),
         "access.grant": (VIEW, ADD, CHANGE),
         "nhi.nonhumanidentity": (VIEW,),
+        # Scoped to their applications by the admin querysets. ADD on the profile lets an
+        # owner record the capability profile of an application that has none yet.
+        "lifecycle.lifecycleevent": (VIEW,),
+        "lifecycle.provisioningtask": (VIEW, CHANGE),
+        "lifecycle.provisioningprofile": (VIEW, ADD, CHANGE),
     },
     "Auditor": {
         "identities.identitysource": (VIEW,),
@@ -58,6 +66,9 @@ ROLE_PERMISSIONS: dict[str, dict[str, tuple[str, ...]]] = {
         "audit.auditevent": (VIEW,),
         "portal.user": (VIEW,),
         "scim_api.scimtoken": (VIEW,),
+        "lifecycle.lifecycleevent": (VIEW,),
+        "lifecycle.provisioningtask": (VIEW,),
+        "lifecycle.provisioningprofile": (VIEW,),
     },
 }
 

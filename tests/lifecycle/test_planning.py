@@ -222,6 +222,36 @@ def test_urgent_leaver_then_scim_deactivation_is_already_done(org):
     assert ProvisioningTask.objects.filter(identity=person).count() == 2
 
 
+def test_urgent_leaver_is_not_undone_by_a_mover_and_not_started_twice(org):
+    security = UserFactory(username="sam", roles=["Security admin"])
+    person = directory.identity_create(
+        actor=SCIM, source=org["source"], user_name="u@x.com", derive_lifecycle=False
+    )
+    _hold(person, org["vaultfin"], org["clerk"])
+    event = services.lifecycle_start_urgent_leaver(
+        actor=Actor.for_user(security), identity=person, reason="for cause"
+    )
+    with pytest.raises(InvalidTransition):
+        services.lifecycle_start_urgent_leaver(
+            actor=Actor.for_user(security), identity=person, reason="again"
+        )
+    directory.identity_update(actor=SCIM, identity=person, department="Sales")  # mover first
+    assert not event.tasks.filter(state=State.CANCELLED).exists()
+    directory.identity_deactivate(actor=SCIM, identity=person)
+    assert list(LifecycleEvent.objects.filter(identity=person)) == [event]
+    assert AuditEvent.objects.filter(action="lifecycle.change_during_urgent_leaver").exists()
+
+
+def test_urgent_leaver_with_nothing_to_remove_completes(org):
+    security = UserFactory(username="sam", roles=["Security admin"])
+    person = directory.identity_create(actor=SCIM, source=org["source"], user_name="n@x.com")
+    event = services.lifecycle_start_urgent_leaver(
+        actor=Actor.for_user(security), identity=person, reason="for cause"
+    )
+    assert event.completed_at is not None
+    assert not open_leavers().exists()
+
+
 def test_urgent_leaver_needs_security_admin_and_reason(org):
     person = directory.identity_create(actor=SCIM, source=org["source"], user_name="u@x.com")
     owner = UserFactory(username="grace", roles=["App owner"])
@@ -249,6 +279,10 @@ def _manual_task(org):
 def test_manual_work_needs_evidence_and_a_person(org):
     task = _manual_task(org)
     admin = UserFactory(username="vaultfin-admin", roles=["App owner"])
+    colleague = UserFactory(username="other-owner", roles=["App owner"])
+    org["vaultfin"].owners.add(admin)
+    with pytest.raises(DomainError, match="owner of the application"):
+        services.task_mark_executed(actor=Actor.for_user(colleague), task=task, reference="x")
     with pytest.raises(DomainError, match="evidence"):
         services.task_mark_executed(actor=Actor.for_user(admin), task=task)
     with pytest.raises(DomainError):
