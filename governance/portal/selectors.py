@@ -10,6 +10,7 @@ from django.urls import reverse
 from governance.access.models import Account, Application
 from governance.access.selectors import excess_privileged_grants, orphan_accounts, stale_accounts
 from governance.identities.models import Identity
+from governance.lifecycle.selectors import open_leavers, open_tasks
 from governance.nhi.selectors import unowned_nhis
 
 
@@ -40,6 +41,10 @@ def governance_overview(user) -> dict:
     nhis = unowned_nhis()
     if not everything:
         nhis = nhis.filter(application__in=apps)
+    leavers = open_leavers()
+    work = open_tasks().filter(application__in=apps)
+    if not everything:
+        leavers = leavers.filter(tasks__application__in=apps).distinct()
     people = Identity.objects.filter(deleted_at__isnull=True).aggregate(
         active_people=Count("pk", filter=Q(active=True)),
         inactive_people=Count("pk", filter=Q(active=False)),
@@ -74,6 +79,21 @@ def governance_overview(user) -> dict:
             reverse("admin:nhi_nonhumanidentity_changelist") + "?owner_state=departed",
             "Service accounts, keys and agents whose owner left (OWASP NHI1:2025).",
             _severity(nhis.count()),
+        ),
+        Signal(
+            "Open leavers",
+            leavers.count(),
+            reverse("admin:lifecycle_open_leavers"),
+            "Departures with access not yet removed and verified (PS-4, AC-2(3)).",
+            _severity(leavers.count(), bad=False),
+        ),
+        Signal(
+            "Open provisioning work",
+            work.count(),
+            reverse("admin:lifecycle_provisioningtask_changelist")
+            + "?state__in=pending,in_progress,awaiting_manual",
+            "Changes still to be carried out in applications, by SCIM or by hand.",
+            _severity(work.count(), bad=False),
         ),
     ]
     by_mode = dict(

@@ -165,3 +165,15 @@ def test_home_is_scoped_for_app_owner(seeded, client):
     overview = grace.get(reverse("admin:index")).context["overview"]
     assert overview["scoped"] is True
     assert overview["applications"] == 2
+
+
+def test_home_counts_open_leavers_and_work(seeded, admin_client):
+    """The demo's three leavers still have access to remove: they show on the home page, and
+    the card links to the open-leavers list."""
+    signals = {
+        s.label: s for s in admin_client.get(reverse("admin:index")).context["overview"]["signals"]
+    }
+    assert signals["Open leavers"].count == 3
+    assert signals["Open provisioning work"].count > 0
+    assert admin_client.get(signals["Open leavers"].url).status_code == 200
+    assert admin_client.get(signals["Open provisioning work"].url).status_code == 200
