@@ -638,12 +638,13 @@ def seed_demo(*, scale: int = 1) -> DemoResult:
     groups = _groups(source, people, result)
     _policies(groups, result)
     _birthright_access(people, apps, result)
-    # The leavers had access before they left; the IdP deactivates them afterwards.
+    _planted_problems(people, apps, result)
+    _nhis(source, people, apps, leavers, result)
+    # The leavers had access (and NHIs) before they left; the IdP deactivates them now, which
+    # starts their leaver events: work items to remove their access, NHIs to hand off.
     for person in leavers:
         if person.active:
             identity_services.identity_deactivate(actor=Actor.for_source(source), identity=person)
-    _planted_problems(people, apps, result)
-    _nhis(source, people, apps, leavers, result)
     if not ScimToken.objects.filter(source=source).exists():
         _token, result.scim_token = token_create(actor=ACTOR, source=source, label="demo")
         result.bump("SCIM tokens")
