@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from dataclasses import dataclass
+
 from django.db.models import Exists, OuterRef, Q, QuerySet
 
 from governance.access.models import AccessPolicy, Account, Entitlement, Grant
@@ -62,4 +64,41 @@ def excess_privileged_grants() -> QuerySet[Grant]:
         .exclude(origin=Grant.Origin.EXCEPTION)
         .exclude(Exists(justified))
         .exclude(origin=Grant.Origin.POLICY)
+    )
+
+
+@dataclass(frozen=True)
+class DesiredEntitlement:
+    entitlement: Entitlement
+    reason: str  # "policy" | "request" | "exception"
+    detail: str  # the policy's name, or the grant that carries the approval
+
+
+def desired_access(holder) -> list[DesiredEntitlement]:
+    """What a person or NHI should hold, and why: birthright policies (people only), and
+    grants that carry an approved request or an exception. Inactive people should hold
+    nothing."""
+    from governance.identities.models import Identity
+
+    result: dict[int, DesiredEntitlement] = {}
+    is_person = isinstance(holder, Identity)
+    if is_person and (not holder.active or holder.deleted_at is not None):
+        return []
+    if is_person:
+        for policy in policies_for_identity(holder).prefetch_related("entitlements__application"):
+            for ent in policy.entitlements.all():
+                result.setdefault(ent.pk, DesiredEntitlement(ent, "policy", policy.name))
+    holder_filter = {"account__identity": holder} if is_person else {"account__nhi": holder}
+    approved = (
+        active_grants()
+        .filter(origin__in=[Grant.Origin.REQUEST, Grant.Origin.EXCEPTION], **holder_filter)
+        .select_related("entitlement__application")
+    )
+    for grant in approved:
+        result.setdefault(
+            grant.entitlement_id,
+            DesiredEntitlement(grant.entitlement, grant.origin, f"grant {grant.pk}"),
+        )
+    return sorted(
+        result.values(), key=lambda d: (d.entitlement.application.name, d.entitlement.name)
     )

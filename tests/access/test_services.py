@@ -145,3 +145,28 @@ def test_excess_privileged_grant_detected():
     policy.entitlements.add(privileged)
     GroupMembership.objects.create(group=policy.directory_group, identity=person)
     assert not selectors.excess_privileged_grants().exists()
+
+
+def test_desired_access_says_why():
+    """Policy entitlements for people, plus approved requests and exceptions; NHIs too."""
+    from governance.access.selectors import desired_access
+
+    person = IdentityFactory()
+    group = DirectoryGroupFactory()
+    GroupMembership.objects.create(group=group, identity=person)
+    by_policy = EntitlementFactory(name="Member")
+    services.policy_create(actor=ACTOR, name="eng", entitlements=[by_policy], directory_group=group)
+    account = AccountFactory(identity=person)
+    requested = EntitlementFactory(application=account.application, name="Approver")
+    services.grant_create(actor=ACTOR, account=account, entitlement=requested, origin="request")
+    manual = EntitlementFactory(application=account.application, name="Manual")
+    services.grant_create(actor=ACTOR, account=account, entitlement=manual, origin="manual")
+    got = {(d.entitlement.name, d.reason) for d in desired_access(person)}
+    assert got == {("Member", "policy"), ("Approver", "request")}
+    nhi = NonHumanIdentityFactory()
+    nhi_account = AccountFactory(identity=None, nhi=nhi)
+    scope = EntitlementFactory(application=nhi_account.application, name="Scope")
+    services.grant_create(actor=ACTOR, account=nhi_account, entitlement=scope, origin="exception")
+    assert [(d.entitlement.name, d.reason) for d in desired_access(nhi)] == [("Scope", "exception")]
+    person.active = False
+    assert desired_access(person) == []
