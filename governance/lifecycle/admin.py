@@ -9,9 +9,8 @@ security admins and auditors see everything.
 from __future__ import annotations
 
 import os
-from collections import Counter, defaultdict
 from dataclasses import dataclass, field
-from datetime import datetime, timedelta
+from datetime import datetime
 
 from django import forms
 from django.conf import settings
@@ -40,6 +39,7 @@ from governance.lifecycle.selectors import (
     AppDeprovisioning,
     LeaverClock,
     leaver_clock,
+    leaver_clocks,
     open_leavers,
 )
 from governance.lifecycle.services import task_mark_executed, task_retry
@@ -97,59 +97,6 @@ class LeaverRow:
     clock: LeaverClock
     elapsed_hours: float
     still_open: list[tuple[AppDeprovisioning, list[tuple[str, int]]]] = field(default_factory=list)
-
-
-def leaver_clocks(
-    events: list[LifecycleEvent], *, now: datetime, app_ids: set[int] | None = None
-) -> dict[int, tuple[LeaverClock, dict[int, Counter]]]:
-    """Time to deprovision for many leavers in one query (no query per leaver).
-
-    Mirrors :func:`governance.lifecycle.selectors.leaver_clock` (a test pins them equal);
-    ``app_ids`` narrows the rows to those applications (an application owner's view).
-    Also returns, per event and application, how many tasks are in each state.
-    """
-    tasks = (
-        ProvisioningTask.objects.filter(event__in=[e.pk for e in events])
-        .exclude(state=State.CANCELLED)
-        .select_related("application")
-        .order_by("application__name", "pk")
-    )
-    if app_ids is not None:
-        tasks = tasks.filter(application_id__in=app_ids)
-    grouped: dict[int, dict[Application, list[ProvisioningTask]]] = defaultdict(dict)
-    for task in tasks:
-        grouped[task.event_id].setdefault(task.application, []).append(task)
-    result = {}
-    for event in events:
-        per_app, states = [], {}
-        for app, items in grouped.get(event.pk, {}).items():
-            open_count = sum(1 for t in items if t.state != State.VERIFIED)
-            last = max((t.verified_at for t in items if t.verified_at), default=None)
-            end = last if open_count == 0 else now
-            hours = (
-                round((end - event.occurred_at).total_seconds() / 3600, 2)
-                if open_count == 0 and last
-                else None
-            )
-            sla = app.deprovisioning_sla_hours
-            breached = end > event.occurred_at + timedelta(hours=sla)
-            per_app.append(
-                AppDeprovisioning(app, len(items), open_count, last, hours, sla, breached)
-            )
-            states[app.pk] = Counter(t.state for t in items if t.state != State.VERIFIED)
-        result[event.pk] = (_clock(event, per_app), states)
-    return result
-
-
-def _clock(event: LifecycleEvent, per_app: list[AppDeprovisioning]) -> LeaverClock:
-    """Overall figures of a clock from its per-application rows (as the selector does)."""
-    done = all(a.open == 0 for a in per_app)
-    last = max((a.last_verified_at for a in per_app if a.last_verified_at), default=None)
-    if done and last:
-        overall = round((last - event.occurred_at).total_seconds() / 3600, 2)
-    else:
-        overall = 0.0 if done else None
-    return LeaverClock(event, per_app, overall, done, any(a.breached for a in per_app))
 
 
 def _owned_app_ids(user) -> set[int]:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections import Counter, defaultdict
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 
@@ -99,34 +100,60 @@ def _hours(start: datetime, end: datetime) -> float:
 def leaver_clock(event: LifecycleEvent, *, now: datetime | None = None) -> LeaverClock:
     """Time to deprovision: from the leaver event to the last account verified disabled,
     per application and overall; SLA breach when verification (or now) passes the SLA."""
-    now = now or timezone.now()
-    rows = {}
+    return leaver_clocks([event], now=now or timezone.now())[event.pk][0]
+
+
+def leaver_clocks(
+    events: list[LifecycleEvent], *, now: datetime, app_ids: set[int] | None = None
+) -> dict[int, tuple[LeaverClock, dict[int, Counter]]]:
+    """Time to deprovision for many leavers in one query (no query per leaver).
+
+    ``app_ids`` narrows the rows to those applications (an application owner's view).
+    Also returns, per event and application, how many tasks are in each state.
+    """
     tasks = (
-        event.tasks.select_related("application")
+        ProvisioningTask.objects.filter(event__in=[e.pk for e in events])
         .exclude(state=ProvisioningTask.State.CANCELLED)
-        .order_by("application__name")
+        .select_related("application")
+        .order_by("application__name", "pk")
     )
+    if app_ids is not None:
+        tasks = tasks.filter(application_id__in=app_ids)
+    grouped: dict[int, dict[Application, list[ProvisioningTask]]] = defaultdict(dict)
     for task in tasks:
-        rows.setdefault(task.application, []).append(task)
-    per_app = []
-    for app, items in rows.items():
-        open_count = sum(1 for t in items if t.state != ProvisioningTask.State.VERIFIED)
-        last = max((t.verified_at for t in items if t.verified_at), default=None)
-        end = last if open_count == 0 else now
-        hours = _hours(event.occurred_at, end) if open_count == 0 and last else None
-        breached = end > event.occurred_at + timedelta(hours=app.deprovisioning_sla_hours)
-        per_app.append(
-            AppDeprovisioning(
-                app, len(items), open_count, last, hours, app.deprovisioning_sla_hours, breached
+        grouped[task.event_id].setdefault(task.application, []).append(task)
+    result = {}
+    for event in events:
+        per_app, states = [], {}
+        for app, items in grouped.get(event.pk, {}).items():
+            open_count = sum(1 for t in items if t.state != ProvisioningTask.State.VERIFIED)
+            last = max((t.verified_at for t in items if t.verified_at), default=None)
+            end = last if open_count == 0 else now
+            hours = (
+                round((end - event.occurred_at).total_seconds() / 3600, 2)
+                if open_count == 0 and last
+                else None
             )
-        )
+            sla = app.deprovisioning_sla_hours
+            breached = end > event.occurred_at + timedelta(hours=sla)
+            per_app.append(
+                AppDeprovisioning(app, len(items), open_count, last, hours, sla, breached)
+            )
+            states[app.pk] = Counter(
+                t.state for t in items if t.state != ProvisioningTask.State.VERIFIED
+            )
+        result[event.pk] = (_clock(event, per_app), states)
+    return result
+
+
+def _clock(event: LifecycleEvent, per_app: list[AppDeprovisioning]) -> LeaverClock:
+    """Overall figures of a clock from its per-application rows (as the selector does)."""
     done = all(a.open == 0 for a in per_app)
-    last_overall = max((a.last_verified_at for a in per_app if a.last_verified_at), default=None)
-    overall = (
-        _hours(event.occurred_at, last_overall)
-        if done and last_overall
-        else (0.0 if done else None)
-    )
+    last = max((a.last_verified_at for a in per_app if a.last_verified_at), default=None)
+    if done and last:
+        overall = round((last - event.occurred_at).total_seconds() / 3600, 2)
+    else:
+        overall = 0.0 if done else None
     return LeaverClock(event, per_app, overall, done, any(a.breached for a in per_app))
 
 

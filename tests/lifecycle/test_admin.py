@@ -21,9 +21,8 @@ from governance.core.actor import Actor
 from governance.core.errors import InvalidTransition
 from governance.identities import services as directory
 from governance.lifecycle import services as lifecycle
-from governance.lifecycle.admin import leaver_clocks
 from governance.lifecycle.models import LifecycleEvent, ProvisioningProfile, ProvisioningTask
-from governance.lifecycle.selectors import leaver_clock
+from governance.lifecycle.selectors import leaver_clock, leaver_clocks
 from governance.portal.models import Role
 from tests.factories import IdentitySourceFactory, UserFactory
 
