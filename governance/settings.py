@@ -47,6 +47,7 @@ INSTALLED_APPS = [
     "governance.access",
     "governance.nhi",
     "governance.lifecycle",
+    "governance.reviews",
     "scim_api",
 ]
 

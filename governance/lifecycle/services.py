@@ -328,6 +328,10 @@ def lifecycle_record_change(
     if not planner.created:
         event.completed_at = now
         event.save(update_fields=["completed_at"])
+    if event.retained_privileged:
+        from governance.reviews.services import micro_review_for_mover
+
+        micro_review_for_mover(event=event)
     record(
         actor=actor,
         action=f"lifecycle.{kind}",
@@ -646,3 +650,58 @@ def requeue_stuck(*, older_than: timedelta = timedelta(minutes=15)) -> int:
     for task_id in due:
         execute_provisioning_task.delay(task_id)
     return len(due)
+
+
+@transaction.atomic
+def lifecycle_request_revocation(*, actor: Actor, grant: Grant, reason: str) -> ProvisioningTask:
+    """A reviewer's revoke decision: one REVOKE task for the grant, over SCIM when the
+    application can, else a manual work item. An open identical task is reused."""
+    application = grant.entitlement.application
+    identity = grant.account.identity
+    key = f"{application.pk}:{identity.pk if identity else grant.account_id}:{Op.REVOKE}:" + str(
+        grant.entitlement_id
+    )
+    existing = ProvisioningTask.objects.filter(
+        dedupe_key=key, state__in=ProvisioningTask.OPEN_STATES
+    ).first()
+    if existing is not None:
+        return existing
+    channel, why = channel_for(application, Op.REVOKE)
+    now = timezone.now()
+    task = ProvisioningTask.objects.create(
+        application=application,
+        identity=identity,
+        account=grant.account,
+        entitlement=grant.entitlement,
+        operation=Op.REVOKE,
+        channel=channel,
+        state=State.PENDING if channel == ProvisioningTask.Channel.SCIM else State.AWAITING_MANUAL,
+        reason=(reason + (f"; manual because {why}" if why else ""))[:300],
+        due_at=_due(application, now),
+        next_attempt_at=now,
+        dedupe_key=key,
+    )
+    record(
+        actor=actor,
+        action="provisioning_task.revocation_requested",
+        target=task,
+        after={"grant": grant.pk, "channel": channel, "reason": reason},
+    )
+    _enqueue([task])
+    return task
+
+
+@transaction.atomic
+def task_cancel(*, actor: Actor, task: ProvisioningTask, reason: str) -> ProvisioningTask:
+    """Withdraw work nobody has started (a reviewer changed their mind)."""
+    locked = ProvisioningTask.objects.select_for_update().get(pk=task.pk)
+    if locked.state not in (State.PENDING, State.AWAITING_MANUAL):
+        raise InvalidTransition("The work has started or finished and can no longer be withdrawn.")
+    locked.state = State.CANCELLED
+    locked.last_error = reason[:2000]
+    locked.save(update_fields=["state", "last_error"])
+    record(
+        actor=actor, action="provisioning_task.cancelled", target=locked, after={"reason": reason}
+    )
+    _check_event_complete(locked.event_id)
+    return locked
