@@ -31,6 +31,7 @@ import httpx
 from governance.access.models import Account
 from governance.core.actor import Actor
 from governance.core.errors import DomainError, InvalidTransition
+from governance.lifecycle.crypto import UndecryptableSecret
 from governance.lifecycle.models import ProvisioningTask
 from governance.lifecycle.selectors import profile_for
 
@@ -471,6 +472,12 @@ def _connect(task: ProvisioningTask) -> ScimTarget:
         base_url, token = profile.scim_base_url, profile.scim_token
     except DomainError as exc:  # the key changed: the stored secrets cannot be read
         raise ConnectorFailure(exc.message, transient=False) from None
+    if isinstance(base_url, UndecryptableSecret) or isinstance(token, UndecryptableSecret):
+        raise ConnectorFailure(
+            "The stored connector secrets cannot be decrypted with the current "
+            "STEWARD_ENCRYPTION_KEY; enter them again.",
+            transient=False,
+        )
     if not (base_url and token):
         raise ConnectorFailure("No SCIM connector is configured.", transient=False)
     return ScimTarget(base_url=base_url, token=token)

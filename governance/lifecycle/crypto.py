@@ -38,6 +38,20 @@ def decrypt(token: str) -> str:
         ) from None
 
 
+class UndecryptableSecret(str):
+    """A stored secret the current key cannot read: empty to the application (so the
+    connector counts as not configured instead of failing every page that loads it), while
+    the ciphertext is kept and written back unchanged."""
+
+    ciphertext: str = ""
+
+    @classmethod
+    def of(cls, ciphertext: str) -> UndecryptableSecret:
+        secret = cls("")
+        secret.ciphertext = ciphertext
+        return secret
+
+
 class EncryptedTextField(models.TextField):
     """Stores ciphertext; Python code sees plaintext. Empty stays empty (no secret).
     Audit snapshots record only whether a value is set (``redact_in_audit``)."""
@@ -47,9 +61,14 @@ class EncryptedTextField(models.TextField):
     def from_db_value(self, value, expression, connection):
         if not value:
             return value
-        return decrypt(value)
+        try:
+            return decrypt(value)
+        except DomainError:
+            return UndecryptableSecret.of(value)
 
     def get_prep_value(self, value):
+        if isinstance(value, UndecryptableSecret):
+            return value.ciphertext
         value = super().get_prep_value(value)
         if not value:
             return value

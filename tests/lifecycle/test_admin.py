@@ -818,3 +818,43 @@ def test_profile_form_shows_the_residual_risk_of_the_mode_preset(world, client):
     assert "the mode&#x27;s preset applies" in html or "the mode's preset applies" in html
     assert "role changes are not propagated" in html
     assert "account creation is manual" not in html
+
+
+def test_profile_without_encryption_key_is_a_form_error_not_a_500(world, client, settings):
+    """With no STEWARD_ENCRYPTION_KEY a connector secret cannot be stored: the page says so
+    and nothing is saved."""
+    settings.STEWARD_ENCRYPTION_KEY = None
+    grace = _as(client, world.grace)
+    url = reverse("admin:access_application_change", args=[world.ledgerly.pk])
+    data = _application_form(grace, world.ledgerly)
+    data.update(
+        _profile_fields(scim_base_url="https://api.ledgerly.example/scim/v2", new_scim_token=TOKEN)
+    )
+    response = grace.post(url, data)
+    assert response.status_code == 200
+    assert b"STEWARD_ENCRYPTION_KEY" in response.content
+    assert not ProvisioningProfile.objects.filter(application=world.ledgerly).exists()
+
+
+def test_changed_encryption_key_does_not_break_the_application_page(world, client, settings):
+    """Secrets stored under an old key read as unset (the page loads, the connector counts as
+    not configured) and are kept as they were until someone enters new ones."""
+    from governance.lifecycle.crypto import UndecryptableSecret
+
+    ProvisioningProfile.objects.create(
+        application=world.ledgerly, scim_base_url="https://old.example/scim", scim_token=TOKEN
+    )
+    with connection.cursor() as cursor:
+        cursor.execute("SELECT scim_token FROM lifecycle_provisioningprofile")
+        stored = cursor.fetchone()[0]
+    settings.STEWARD_ENCRYPTION_KEY = "a-different-key"
+    grace = _as(client, world.grace)
+    page = grace.get(reverse("admin:access_application_change", args=[world.ledgerly.pk]))
+    assert page.status_code == 200
+    profile = ProvisioningProfile.objects.get(application=world.ledgerly)
+    assert isinstance(profile.scim_token, UndecryptableSecret) and not profile.connected
+    profile.lag_budget_minutes = 30
+    profile.save()
+    with connection.cursor() as cursor:
+        cursor.execute("SELECT scim_token FROM lifecycle_provisioningprofile")
+        assert cursor.fetchone()[0] == stored
