@@ -5,12 +5,17 @@ SCIM targets (RFC 7644 endpoints at /scim/v2/):
   * a userName filter costs the same whatever the directory's size (index, not scan);
   * a page of 100 users costs a bounded number of SQL queries.
 
+Access reviews:
+  * launching a campaign costs the same per grant at 20,000 grants as at 2,000 (at most
+    1.5x), and every full 5,000-item batch costs the same number of queries.
+
 Runs against a throwaway database: a temporary SQLite file, or, when DATABASE_URL points at
 PostgreSQL, a database named ``<name>_bench`` created and dropped by this script.
 """
 
 from __future__ import annotations
 
+import itertools
 import json
 import os
 import statistics
@@ -32,6 +37,7 @@ else:
     os.environ["DATABASE_URL"] = os.environ["DATABASE_URL"].rstrip("/") + "_bench"
 
 import django  # noqa: E402
+import django.utils.timezone  # noqa: E402
 
 django.setup()
 
@@ -96,6 +102,74 @@ def _timed(fn, repeat: int = 7) -> tuple[float, int]:
             samples.append(time.perf_counter() - start)
         queries = len(ctx.captured_queries)
     return statistics.median(samples), queries
+
+
+def _launch_population(source, people: list, count: int, name: str):
+    """A draft campaign over a fresh application with ``count`` grants (10 per account),
+    bulk-created; the holders report to a manager who has a portal account."""
+    from governance.access.models import Account, Application, Entitlement, Grant
+    from governance.identities.models import Identity
+    from governance.portal.models import User
+    from governance.reviews.models import Campaign
+
+    per_account = 10
+    holders = people[: count // per_account]
+    manager = Identity.objects.create(source=source, user_name=f"{name}-manager@bench.example")
+    User.objects.create(username=f"{name}-manager", identity=manager)
+    Identity.objects.filter(pk__in=holders).update(manager=manager)
+    app = Application.objects.create(name=f"bench {name}")
+    ents = Entitlement.objects.bulk_create(
+        [
+            Entitlement(application=app, name=f"Role {i}", external_value=f"r{i}")
+            for i in range(per_account)
+        ]
+    )
+    accounts = Account.objects.bulk_create(
+        [Account(application=app, identity_id=pk, username=f"{name}-{pk}") for pk in holders],
+        batch_size=5000,
+    )
+    now = django.utils.timezone.now()
+    Grant.objects.bulk_create(
+        [Grant(account=a, entitlement=e, granted_at=now) for a in accounts for e in ents],
+        batch_size=5000,
+    )
+    campaign = Campaign.objects.create(
+        name=f"bench {name}",
+        reviewer_strategy=Campaign.Strategy.MANAGER,
+        fallback_reviewer=User.objects.create(username=f"{name}-fallback"),
+    )
+    campaign.applications.add(app)
+    return campaign
+
+
+def _launch(campaign) -> tuple[float, list[str]]:
+    """Launch and build the snapshot (what the Celery task does after commit)."""
+    from governance.core.actor import Actor
+    from governance.reviews import services
+    from governance.reviews.models import Campaign, ReviewItem
+
+    ReviewItem.objects.filter(campaign=campaign).delete()
+    Campaign.objects.filter(pk=campaign.pk).update(state=Campaign.State.DRAFT, launched_at=None)
+    with CaptureQueriesContext(connection) as ctx:
+        start = time.perf_counter()
+        # autocommit: the on-commit build_population task runs (eagerly) before this returns
+        services.campaign_launch(actor=Actor.system("bench"), campaign=campaign)
+        elapsed = time.perf_counter() - start
+    campaign.refresh_from_db()
+    assert campaign.state == Campaign.State.ACTIVE, campaign.state
+    assert campaign.population_count == campaign.launch_total, campaign.population_count
+    return elapsed, [q["sql"] for q in ctx.captured_queries]
+
+
+def _queries_per_batch(queries: list[str]) -> list[int]:
+    """Queries between consecutive progress updates: one entry per 5,000-item batch."""
+    marks = [
+        i
+        for i, sql in enumerate(queries)
+        if sql.startswith('UPDATE "reviews_campaign" SET "launch_done" = ')
+        and not sql.startswith('UPDATE "reviews_campaign" SET "launch_done" = 0 ')
+    ]
+    return [b - a for a, b in itertools.pairwise(marks)]
 
 
 def main() -> int:
@@ -180,6 +254,32 @@ def main() -> int:
     t_100, q_100 = _timed(page(100))
     results.append(
         ("page of 100 users vs page of 1 (queries must not grow)", t_100 / t_1, q_1, q_100, None)
+    )
+
+    small_n, large_n = 2_000, 20_000
+    print(f"bench: seeding {small_n:,} + {large_n:,} grants for campaign launches", flush=True)
+    small_campaign = _launch_population(source, members, small_n, "small")
+    large_campaign = _launch_population(source, members, large_n, "large")
+    small_runs = []
+    for run in range(3):
+        print(f"bench: launching {small_n:,} grants (run {run + 1}/3)", flush=True)
+        small_runs.append(_launch(small_campaign)[0])
+    print(f"bench: launching {large_n:,} grants", flush=True)
+    t_launch_large, large_queries = _launch(large_campaign)
+    per_batch = _queries_per_batch(large_queries)
+    per_grant_ratio = (t_launch_large / large_n) / (statistics.median(small_runs) / small_n)
+    print(
+        f"bench: launch {small_n:,} in {statistics.median(small_runs):.2f}s, "
+        f"{large_n:,} in {t_launch_large:.2f}s; queries per 5,000-item batch: {per_batch}"
+    )
+    results.append(
+        (
+            "launch cost per grant: 20,000 vs 2,000 (queries/batch)",
+            per_grant_ratio,
+            per_batch[0],
+            per_batch[-1],
+            1.5,
+        )
     )
 
     print(f"Steward benchmark on {connection.vendor}")

@@ -9,6 +9,7 @@ from __future__ import annotations
 from pathlib import Path
 
 import dj_database_url
+from celery.schedules import crontab
 from django.core.exceptions import ImproperlyConfigured
 
 from governance.env import env_bool, env_int, env_list, env_secret, env_str
@@ -48,6 +49,7 @@ INSTALLED_APPS = [
     "governance.nhi",
     "governance.lifecycle",
     "governance.reviews",
+    "django_celery_beat",
     "scim_api",
 ]
 
@@ -129,6 +131,23 @@ CELERY_RESULT_BACKEND = None
 CELERY_TASK_ACKS_LATE = True
 CELERY_WORKER_PREFETCH_MULTIPLIER = 1
 CELERY_TIMEZONE = "UTC"
+# Periodic tasks live in the database (editable in the admin); CELERY_BEAT_SCHEDULE below is
+# merged into it when beat starts.
+CELERY_BEAT_SCHEDULER = "django_celery_beat.schedulers:DatabaseScheduler"
+
+# Mail (review reminders and escalations). The console backend prints mails: the demo default.
+EMAIL_BACKEND = (
+    env_str("EMAIL_BACKEND", "django.core.mail.backends.console.EmailBackend")
+    or "django.core.mail.backends.console.EmailBackend"
+)
+EMAIL_HOST = env_str("EMAIL_HOST", "localhost") or "localhost"
+EMAIL_PORT = env_int("EMAIL_PORT", 25, minimum=1)
+EMAIL_HOST_USER = env_str("EMAIL_HOST_USER", "") or ""
+EMAIL_HOST_PASSWORD = env_secret("EMAIL_HOST_PASSWORD") or ""
+EMAIL_USE_TLS = env_bool("EMAIL_USE_TLS", False)
+DEFAULT_FROM_EMAIL = env_str("DEFAULT_FROM_EMAIL", "steward@localhost") or "steward@localhost"
+# Absolute links in mails.
+STEWARD_BASE_URL = (env_str("STEWARD_BASE_URL", "") or "http://127.0.0.1:8000").rstrip("/")
 
 REST_FRAMEWORK = {
     "DEFAULT_AUTHENTICATION_CLASSES": ["rest_framework.authentication.SessionAuthentication"],
@@ -164,4 +183,13 @@ LOGGING = {
 
 CELERY_BEAT_SCHEDULE = {
     "lifecycle-sweep": {"task": "lifecycle.sweep", "schedule": 300.0},
+    # Access reviews (also created as editable PeriodicTasks by reviews/0003_beat_schedules).
+    "reviews-send-reminders": {
+        "task": "reviews.send_reminders",
+        "schedule": crontab(minute="0", hour="8"),
+    },
+    "reviews-escalate": {"task": "reviews.escalate", "schedule": 3600.0},
+    "reviews-close-due": {"task": "reviews.close_due", "schedule": 900.0},
+    "reviews-start-recurring": {"task": "reviews.start_recurring", "schedule": 3600.0},
+    "reviews-sync-remediation": {"task": "reviews.sync_remediation", "schedule": 600.0},
 }

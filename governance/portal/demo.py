@@ -18,6 +18,7 @@ from django.utils import timezone
 from governance.access import services as access_services
 from governance.access.models import AccessPolicy, Account, Application, Entitlement, Grant
 from governance.access.selectors import policies_for_identity
+from governance.audit.services import record
 from governance.core.actor import Actor
 from governance.identities import services as identity_services
 from governance.identities.models import DirectoryGroup, Identity, IdentitySource
@@ -25,6 +26,9 @@ from governance.nhi import services as nhi_services
 from governance.nhi.models import NonHumanIdentity
 from governance.portal import services as portal_services
 from governance.portal.models import Role, User
+from governance.reviews import services as review_services
+from governance.reviews.delegation_services import delegation_create
+from governance.reviews.models import Campaign, Delegation, ReviewItem
 from scim_api.models import ScimToken
 from scim_api.tokens import token_create
 
@@ -619,6 +623,74 @@ def _nhis(source, people, apps, leavers, result) -> None:
         _account(apps[app_name], nhi=nhi, result=result, origin=Account.Origin.IMPORTED)
 
 
+REVIEW_CAMPAIGN = "Q4 2026 access review"
+
+
+def _review_campaign(apps, result) -> None:
+    """An active campaign over VaultFin and GitHub: Marco has approved his report's access,
+    the marketer's GitHub organisation ownership is revoked (a manual removal is requested),
+    and the rest is pending."""
+    if Campaign.objects.filter(name=REVIEW_CAMPAIGN).exists():
+        return
+    now = timezone.now()
+    sam = User.objects.get(username="sam.patel")
+    campaign = Campaign.objects.create(
+        name=REVIEW_CAMPAIGN,
+        description="Quarterly review of payment and source-code access.",
+        reviewer_strategy=Campaign.Strategy.MANAGER,
+        fallback_reviewer=sam,
+        starts_at=now,
+        due_at=now + timedelta(days=14),
+        escalate_after_days=10,
+        recurrence=Campaign.Recurrence.QUARTERLY,
+    )
+    campaign.applications.set([apps["VaultFin"], apps["GitHub Enterprise"]])
+    record(
+        actor=ACTOR,
+        action="campaign.created",
+        target=campaign,
+        after={"applications": ["VaultFin", "GitHub Enterprise"], "due_at": campaign.due_at},
+    )
+    review_services.campaign_launch(actor=ACTOR, campaign=campaign)
+    # seed_demo is one transaction: the launch task runs on commit and finds the campaign
+    # already built; build it now so the decisions below have items.
+    review_services.build_population(campaign.pk)
+    result.bump("review campaigns")
+    items = ReviewItem.objects.filter(campaign=campaign).select_related("reviewer")
+    for item in items.filter(reviewer__username__in=["hannah.kim", "marco.rossi"]):
+        review_services.review_decide(
+            actor=Actor.for_user(item.reviewer), item=item, decision=ReviewItem.Decision.APPROVE
+        )
+        result.bump("review decisions")
+    excess = items.filter(privileged=True, subject_identity__department="Marketing").first()
+    if excess is not None:
+        review_services.review_decide(
+            actor=Actor.for_user(excess.reviewer),
+            item=excess,
+            decision=ReviewItem.Decision.REVOKE,
+            comment="Marketing does not administer GitHub; organisation ownership removed.",
+        )
+        result.bump("review decisions")
+
+
+def _delegation(result) -> None:
+    """Grace Liu is on leave this week: Lena Fischer decides her review items meanwhile."""
+    grace = User.objects.get(username="grace.liu")
+    lena = User.objects.get(username="lena.fischer")
+    if Delegation.objects.filter(delegator=grace, delegate=lena).exists():
+        return
+    today = timezone.localdate()
+    delegation_create(
+        actor=Actor.for_user(grace),
+        delegator=grace,
+        delegate=lena,
+        starts_on=today,
+        ends_on=today + timedelta(days=7),
+        reason="Annual leave",
+    )
+    result.bump("review delegations")
+
+
 @transaction.atomic
 def seed_demo(*, scale: int = 1) -> DemoResult:
     result = DemoResult()
@@ -648,4 +720,6 @@ def seed_demo(*, scale: int = 1) -> DemoResult:
     if not ScimToken.objects.filter(source=source).exists():
         _token, result.scim_token = token_create(actor=ACTOR, source=source, label="demo")
         result.bump("SCIM tokens")
+    _review_campaign(apps, result)
+    _delegation(result)
     return result

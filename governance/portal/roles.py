@@ -30,6 +30,11 @@ ROLE_PERMISSIONS: dict[str, dict[str, tuple[str, ...]]] = {
         "lifecycle.lifecycleevent": (VIEW,),
         "lifecycle.provisioningtask": (VIEW, CHANGE),
         "lifecycle.provisioningprofile": ALL,
+        # Campaigns are configured, launched and closed by security admins; they read every
+        # review item, reassign items and decide the ones assigned to them.
+        "reviews.campaign": ALL,
+        "reviews.reviewitem": (VIEW, CHANGE),
+        "reviews.delegation": ALL,
     },
     "Reviewer": {
         "identities.identity": (VIEW,),
@@ -37,6 +42,10 @@ ROLE_PERMISSIONS: dict[str, dict[str, tuple[str, ...]]] = {
         "access.entitlement": (VIEW,),
         "access.account": (VIEW,),
         "access.grant": (VIEW,),
+        # "My reviews": scoped to the items assigned (or delegated) to them by the admin
+        # queryset and the services; no access to campaigns themselves.
+        "reviews.reviewitem": (VIEW, CHANGE),
+        "reviews.delegation": (VIEW, ADD),
     },
     "App owner": {
         "identities.identity": (VIEW,),
@@ -50,6 +59,8 @@ ROLE_PERMISSIONS: dict[str, dict[str, tuple[str, ...]]] = {
         "lifecycle.lifecycleevent": (VIEW,),
         "lifecycle.provisioningtask": (VIEW, CHANGE),
         "lifecycle.provisioningprofile": (VIEW, ADD, CHANGE),
+        "reviews.reviewitem": (VIEW, CHANGE),
+        "reviews.delegation": (VIEW, ADD),
     },
     "Auditor": {
         "identities.identitysource": (VIEW,),
@@ -69,6 +80,9 @@ ROLE_PERMISSIONS: dict[str, dict[str, tuple[str, ...]]] = {
         "lifecycle.lifecycleevent": (VIEW,),
         "lifecycle.provisioningtask": (VIEW,),
         "lifecycle.provisioningprofile": (VIEW,),
+        "reviews.campaign": (VIEW,),
+        "reviews.reviewitem": (VIEW,),
+        "reviews.delegation": (VIEW,),
     },
 }
 

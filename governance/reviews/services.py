@@ -5,10 +5,10 @@ from __future__ import annotations
 
 import hashlib
 from collections.abc import Iterable
-from datetime import date
+from datetime import date, timedelta
 
 from django.db import transaction
-from django.db.models import Q, QuerySet
+from django.db.models import F, Q, QuerySet
 from django.utils import timezone
 
 from governance.access.models import Grant
@@ -105,11 +105,37 @@ class _Resolver:
             reviewer = _portal_user_of(account.nhi.owner)
         elif self.strategy == Campaign.Strategy.NAMED:
             reviewer = self.campaign.named_reviewer
+        why = ""
         if reviewer is None or not reviewer.is_active:
-            return self.campaign.fallback_reviewer, "no reviewer found: fallback reviewer"
+            reviewer, why = self.campaign.fallback_reviewer, "no reviewer found: fallback reviewer"
+        elif subject_user is not None and reviewer.pk == subject_user.pk:
+            reviewer, why = (
+                self.campaign.fallback_reviewer,
+                "self-review avoided: fallback reviewer",
+            )
         if subject_user is not None and reviewer.pk == subject_user.pk:
-            return self.campaign.fallback_reviewer, "self-review avoided: fallback reviewer"
-        return reviewer, ""
+            # The fallback reviewer is the subject: the escalation contact, else another
+            # security admin, decides (never the person themselves).
+            reviewer = self._independent(subject_user)
+            why = "the fallback reviewer is the subject: independent security admin"
+        return reviewer, why
+
+    def _independent(self, subject_user: User) -> User:
+        if self.campaign.escalation_to_id and self.campaign.escalation_to_id != subject_user.pk:
+            return self.campaign.escalation_to
+        other = (
+            User.objects.filter(is_active=True)
+            .filter(Q(is_superuser=True) | Q(groups__name="Security admin"))
+            .exclude(pk=subject_user.pk)
+            .order_by("pk")
+            .first()
+        )
+        if other is None:
+            raise DomainError(
+                f"No independent reviewer for {subject_user}'s own access: name an escalation "
+                "contact or add another security admin."
+            )
+        return other
 
 
 def _item_for(
@@ -158,7 +184,8 @@ def campaign_launch(*, actor: Actor, campaign: Campaign) -> Campaign:
     locked.state = Campaign.State.LAUNCHING
     locked.launch_total = population(locked).count()
     locked.launch_done = 0
-    locked.save(update_fields=["state", "launch_total", "launch_done"])
+    locked.launched_at = None  # the build claims the campaign by setting it
+    locked.save(update_fields=["state", "launch_total", "launch_done", "launched_at"])
     record(
         actor=actor,
         action="campaign.launch_started",
@@ -174,10 +201,17 @@ def campaign_launch(*, actor: Actor, campaign: Campaign) -> Campaign:
 def build_population(campaign_id: int) -> None:
     """Create one item per grant in scope, in batches, recording progress; then the count and
     hash of the population. Idempotent: a retry starts the snapshot again from scratch."""
-    claimed = Campaign.objects.filter(pk=campaign_id, state=Campaign.State.LAUNCHING)
-    campaign = claimed.first()
-    if campaign is None:
+    now = timezone.now()
+    # Claim with a conditional UPDATE so a duplicated message cannot build twice; a build
+    # that died (claimed over an hour ago and still launching) may be taken over.
+    claimed = (
+        Campaign.objects.filter(pk=campaign_id, state=Campaign.State.LAUNCHING)
+        .filter(Q(launched_at__isnull=True) | Q(launched_at__lt=now - timedelta(hours=1)))
+        .update(launched_at=now)
+    )
+    if claimed != 1:
         return
+    campaign = Campaign.objects.get(pk=campaign_id)
     ReviewItem.objects.filter(campaign=campaign).delete()
     Campaign.objects.filter(pk=campaign_id).update(launch_done=0)
     resolver = _Resolver(campaign, campaign.reviewer_strategy)
@@ -219,12 +253,10 @@ def build_population(campaign_id: int) -> None:
 def _flush(campaign_id: int, batch: list[ReviewItem]) -> int:
     if not batch:
         return 0
+    n = len(batch)
     with transaction.atomic():
         ReviewItem.objects.bulk_create(batch, batch_size=1000)
-        Campaign.objects.filter(pk=campaign_id).update(
-            launch_done=ReviewItem.objects.filter(campaign_id=campaign_id).count()
-        )
-    n = len(batch)
+        Campaign.objects.filter(pk=campaign_id).update(launch_done=F("launch_done") + n)
     batch.clear()
     return n
 
@@ -278,7 +310,9 @@ def review_decide(
     if user is None:
         raise DomainError("Review decisions are made by people.")
     locked = (
-        ReviewItem.objects.select_for_update().select_related("campaign", "grant").get(pk=item.pk)
+        ReviewItem.objects.select_for_update(of=("self",))
+        .select_related("campaign", "grant")
+        .get(pk=item.pk)
     )
     on_behalf_of = _may_decide(user, locked)
     if (
@@ -313,7 +347,15 @@ def review_decide(
     locked.on_behalf_of = on_behalf_of
     locked.decided_by_policy = False
     locked.bulk = bulk
-    locked.seconds_to_decide = (now - (campaign.launched_at or locked.created_at)).total_seconds()
+    previous = (
+        ReviewItem.objects.filter(campaign=campaign, decided_by=user, decided_at__isnull=False)
+        .exclude(pk=locked.pk)
+        .order_by("-decided_at")
+        .values_list("decided_at", flat=True)
+        .first()
+    )
+    started = max(filter(None, [previous, campaign.launched_at, locked.created_at]))
+    locked.seconds_to_decide = max(0.0, (now - started).total_seconds())
     if decision == Decision.REVOKE and task is None and locked.grant is not None:
         if locked.grant.status == Grant.Status.ACTIVE:
             task = lifecycle_request_revocation(
@@ -347,7 +389,11 @@ def review_reassign(*, actor: Actor, item: ReviewItem, to: User, reason: str) ->
         raise DomainError("Reassignment is done by a person.")
     if not (reason or "").strip():
         raise DomainError("Say why you reassign this item.", field="reason")
-    locked = ReviewItem.objects.select_for_update().select_related("campaign").get(pk=item.pk)
+    locked = (
+        ReviewItem.objects.select_for_update(of=("self",))
+        .select_related("campaign")
+        .get(pk=item.pk)
+    )
     if not user.is_security_admin:
         _may_decide(user, locked)
     if locked.campaign.state != Campaign.State.ACTIVE:

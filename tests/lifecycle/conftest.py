@@ -27,7 +27,6 @@ from scim2_server.utils import (
     load_default_service_provider_config,
 )
 
-from governance import celery_app
 from governance.access.models import Application
 from governance.core.actor import Actor
 from governance.identities.models import IdentitySource
@@ -235,18 +234,6 @@ def silent_url() -> Iterator[str]:
 @pytest.fixture(autouse=True)
 def _encryption_key(settings):
     settings.STEWARD_ENCRYPTION_KEY = ENCRYPTION_KEY
-
-
-@pytest.fixture(autouse=True)
-def eager_celery(settings):
-    """Tasks run in-process (the embedded default), whatever CELERY_BROKER_URL says; the
-    worker test switches this off."""
-    conf = celery_app.conf
-    saved = conf.task_always_eager, conf.task_eager_propagates
-    settings.CELERY_TASK_ALWAYS_EAGER = True
-    conf.task_always_eager, conf.task_eager_propagates = True, True
-    yield
-    conf.task_always_eager, conf.task_eager_propagates = saved
 
 
 def connect_application(
