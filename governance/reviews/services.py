@@ -366,6 +366,7 @@ def review_decide(
     locked.save()
     if decision == Decision.APPROVE and locked.grant is not None:
         Grant.objects.filter(pk=locked.grant_id).update(last_reviewed_at=now)
+    _second_stage(campaign, locked)
     record(
         actor=actor,
         action="review_item.decided",
@@ -412,6 +413,35 @@ def review_reassign(*, actor: Actor, item: ReviewItem, to: User, reason: str) ->
         after={"reviewer": to.username, "reason": reason},
     )
     return locked
+
+
+def _second_stage(campaign: Campaign, item: ReviewItem) -> None:
+    """Two-stage campaigns: a first-stage approval of an item in the second stage's scope
+    opens a stage-2 item for the second-stage reviewer; changing the first decision to revoke
+    withdraws it while it is undecided."""
+    if not campaign.second_stage_strategy or item.stage != 1:
+        return
+    if campaign.second_stage_privileged_only and not item.privileged:
+        return
+    existing = ReviewItem.objects.filter(campaign=campaign, stage=2, grant_id=item.grant_id)
+    if item.decision != Decision.APPROVE:
+        existing.filter(decision=Decision.PENDING).delete()
+        return
+    if existing.exists() or item.grant is None:
+        return
+    grant = Grant.objects.select_related(
+        "account__identity__manager__portal_user",
+        "account__identity__portal_user",
+        "account__nhi__owner__portal_user",
+        "entitlement__application",
+        "entitlement__owner",
+    ).get(pk=item.grant_id)
+    resolver = _Resolver(campaign, campaign.second_stage_strategy)
+    second = _item_for(campaign, grant, resolver, stage=2, justified=set())
+    # the snapshot is the campaign's, not today's grant
+    for name in ("granted_via", "policy_justified", "last_login_at", "person_inactive"):
+        setattr(second, name, getattr(item, name))
+    second.save()
 
 
 def refresh_remediation(item_ids: Iterable[int] | None = None) -> int:

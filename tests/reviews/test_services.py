@@ -164,3 +164,22 @@ def test_mover_with_retained_privilege_gets_micro_review(world):
     assert item.reviewer == world["hannah"] and item.entitlement_label.endswith("Invoice Approver")
     assert review.state == "active" and source is None
     assert ReviewItem.objects.count() == 1
+
+
+def test_second_stage_for_privileged_items(world, django_capture_on_commit_callbacks):
+    """Managers first; the application owner then reviews privileged items they approved."""
+    owner = UserFactory(username="grace", roles=["App owner"])
+    world["vaultfin"].owners.add(owner)
+    campaign = world["campaign"]
+    campaign.second_stage_strategy = "app_owner"
+    campaign.save()
+    campaign = _launch(world, django_capture_on_commit_callbacks)
+    hannah = Actor.for_user(world["hannah"])
+    privileged = campaign.items.get(account_label="daniel")
+    standard = campaign.items.get(account_label="priya")
+    services.review_decide(actor=hannah, item=privileged, decision="approve")
+    services.review_decide(actor=hannah, item=standard, decision="approve")
+    second = campaign.items.get(stage=2)
+    assert second.reviewer == owner and second.grant_id == privileged.grant_id
+    services.review_decide(actor=hannah, item=privileged, decision="revoke", comment="no")
+    assert not campaign.items.filter(stage=2).exists()
