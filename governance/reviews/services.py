@@ -399,6 +399,8 @@ def review_reassign(*, actor: Actor, item: ReviewItem, to: User, reason: str) ->
         _may_decide(user, locked)
     if locked.campaign.state != Campaign.State.ACTIVE:
         raise InvalidTransition("The campaign is not active.")
+    if not (to.is_active and to.is_staff):
+        raise DomainError(f"{to} cannot review: not an active portal user.", field="to")
     if to.identity_id and to.identity_id == locked.subject_identity_id:
         raise DomainError("An item cannot be reassigned to the person it is about.")
     before = {"reviewer": locked.reviewer.username}
