@@ -32,7 +32,7 @@ from django.utils.html import format_html, format_html_join
 
 from governance.access.models import Grant
 from governance.core.actor import Actor
-from governance.core.admin_base import AuditedModelAdmin, sees_everything
+from governance.core.admin_base import AuditedModelAdmin, choice_filter, sees_everything
 from governance.core.choices import RiskLevel
 from governance.core.errors import DomainError
 from governance.lifecycle.models import ProvisioningTask
@@ -589,34 +589,22 @@ class AssignedToMeFilter(admin.SimpleListFilter):
         return queryset
 
 
-class PolicyFilter(admin.SimpleListFilter):
-    title = "policy match"
-    parameter_name = "policy"
-
-    def lookups(self, request, model_admin):
-        return [("mismatch", "Not justified by a policy"), ("justified", "Justified by a policy")]
-
-    def queryset(self, request, queryset):
-        if self.value() == "mismatch":
-            return queryset.filter(policy_justified=False)
-        if self.value() == "justified":
-            return queryset.filter(policy_justified=True)
-        return queryset
-
-
-class InactivePersonFilter(admin.SimpleListFilter):
-    title = "person"
-    parameter_name = "inactive"
-
-    def lookups(self, request, model_admin):
-        return [("yes", "Inactive (left or disabled)"), ("no", "Active")]
-
-    def queryset(self, request, queryset):
-        if self.value() == "yes":
-            return queryset.filter(person_inactive=True)
-        if self.value() == "no":
-            return queryset.filter(person_inactive=False)
-        return queryset
+PolicyFilter = choice_filter(
+    "policy match",
+    "policy",
+    {
+        "mismatch": ("Not justified by a policy", Q(policy_justified=False)),
+        "justified": ("Justified by a policy", Q(policy_justified=True)),
+    },
+)
+InactivePersonFilter = choice_filter(
+    "person",
+    "inactive",
+    {
+        "yes": ("Inactive (left or disabled)", Q(person_inactive=True)),
+        "no": ("Active", Q(person_inactive=False)),
+    },
+)
 
 
 class DecidedFilter(admin.SimpleListFilter):
