@@ -9,7 +9,6 @@ from __future__ import annotations
 from pathlib import Path
 
 import dj_database_url
-from celery.schedules import crontab
 from django.core.exceptions import ImproperlyConfigured
 
 from governance.env import env_bool, env_int, env_list, env_secret, env_str
@@ -131,8 +130,8 @@ CELERY_RESULT_BACKEND = None
 CELERY_TASK_ACKS_LATE = True
 CELERY_WORKER_PREFETCH_MULTIPLIER = 1
 CELERY_TIMEZONE = "UTC"
-# Periodic tasks live in the database (editable in the admin); CELERY_BEAT_SCHEDULE below is
-# merged into it when beat starts.
+# Periodic tasks live in the database only (created by migrations, editable in the admin under
+# Periodic tasks), so what an admin changes there is what beat runs.
 CELERY_BEAT_SCHEDULER = "django_celery_beat.schedulers:DatabaseScheduler"
 
 # Mail (review reminders and escalations). The console backend prints mails: the demo default.
@@ -179,17 +178,4 @@ LOGGING = {
         "httpx": {"level": "WARNING"},
         "httpcore": {"level": "WARNING"},
     },
-}
-
-CELERY_BEAT_SCHEDULE = {
-    "lifecycle-sweep": {"task": "lifecycle.sweep", "schedule": 300.0},
-    # Access reviews (also created as editable PeriodicTasks by reviews/0003_beat_schedules).
-    "reviews-send-reminders": {
-        "task": "reviews.send_reminders",
-        "schedule": crontab(minute="0", hour="8"),
-    },
-    "reviews-escalate": {"task": "reviews.escalate", "schedule": 3600.0},
-    "reviews-close-due": {"task": "reviews.close_due", "schedule": 900.0},
-    "reviews-start-recurring": {"task": "reviews.start_recurring", "schedule": 3600.0},
-    "reviews-sync-remediation": {"task": "reviews.sync_remediation", "schedule": 600.0},
 }

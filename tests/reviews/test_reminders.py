@@ -270,3 +270,19 @@ def test_remediation_sync_follows_the_task(world):
     item.refresh_from_db()
     assert item.remediation == "executed"
     assert AuditEvent.objects.filter(action="review.remediation_synced").count() == 1
+
+
+@pytest.mark.django_db
+def test_every_periodic_task_is_a_database_row_for_the_admin():
+    """Beat reads only the database: the sweep and the review schedules exist as rows."""
+    from django_celery_beat.models import PeriodicTask
+
+    names = set(PeriodicTask.objects.values_list("name", flat=True))
+    assert {
+        "lifecycle-sweep",
+        "reviews-send-reminders",
+        "reviews-escalate",
+        "reviews-close-due",
+        "reviews-start-recurring",
+        "reviews-sync-remediation",
+    } <= names

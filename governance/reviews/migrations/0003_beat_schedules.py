@@ -1,6 +1,5 @@
 """Periodic tasks of access reviews as django-celery-beat rows, so they can be edited (and
-switched off) in the admin. Idempotent: looked up by name; the names and schedules match
-``CELERY_BEAT_SCHEDULE`` so beat's start-up sync finds these rows instead of adding twins."""
+switched off) in the admin, the only source of schedules. Idempotent: looked up by name."""
 
 from django.db import migrations
 from django.utils import timezone
