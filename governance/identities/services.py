@@ -75,21 +75,29 @@ def _lifecycle_view(identity: Identity) -> dict[str, Any]:
     }
 
 
-def _derive(actor, identity, before, after, *, groups_changed=False) -> None:
+def _derive(actor, identity, before, after, *, groups_changed=False, plan=True) -> None:
     from governance.lifecycle.services import lifecycle_record_change
 
     lifecycle_record_change(
-        actor=actor, identity=identity, before=before, after=after, groups_changed=groups_changed
+        actor=actor,
+        identity=identity,
+        before=before,
+        after=after,
+        groups_changed=groups_changed,
+        plan=plan,
     )
 
 
-def _derive_membership(actor, identity_ids, enabled: bool) -> None:
-    """A membership change is a mover event for each person concerned (O(k))."""
+def _derive_membership(actor, identity_ids, enabled: bool, group: DirectoryGroup) -> None:
+    """A membership change is a mover event for each person concerned (O(k)); its access is
+    planned only when an enabled policy uses the group (otherwise nothing it should hold
+    changed)."""
     if not enabled or not identity_ids:
         return
+    plan = group.policies.filter(enabled=True).exists()
     for identity in Identity.objects.filter(pk__in=list(identity_ids)):
         view = _lifecycle_view(identity)
-        _derive(actor, identity, view, view, groups_changed=True)
+        _derive(actor, identity, view, view, groups_changed=True, plan=plan)
 
 
 def _check_fields(fields: dict[str, Any]) -> None:
@@ -369,7 +377,7 @@ def group_create(
             "members": [str(i) for i in ids[:_MEMBER_IDS_IN_AUDIT]],
         },
     )
-    _derive_membership(actor, ids, derive_lifecycle)
+    _derive_membership(actor, ids, derive_lifecycle, group)
     return group
 
 
@@ -477,7 +485,7 @@ def group_members_add(
             target=locked,
             after=_member_audit(new_ids),
         )
-        _derive_membership(actor, new_ids, True)
+        _derive_membership(actor, new_ids, True, locked)
     return new_ids
 
 
@@ -509,7 +517,7 @@ def group_members_remove(
             target=locked,
             before=_member_audit(removed),
         )
-        _derive_membership(actor, removed, True)
+        _derive_membership(actor, removed, True, locked)
     return removed
 
 
@@ -548,7 +556,7 @@ def group_members_replace(
             before=_member_audit(to_remove),
             after=_member_audit(to_add),
         )
-        _derive_membership(actor, to_add + to_remove, True)
+        _derive_membership(actor, to_add + to_remove, True, locked)
     return to_add, to_remove
 
 
@@ -572,5 +580,5 @@ def group_delete(*, actor: Actor, group: DirectoryGroup) -> DirectoryGroup:
         before={"display_name": locked.display_name, "member_count": member_count},
         after={"deleted_at": locked.deleted_at},
     )
-    _derive_membership(actor, former, True)
+    _derive_membership(actor, former, True, locked)
     return locked

@@ -281,8 +281,12 @@ def lifecycle_record_change(
     before: dict[str, Any] | None,
     after: dict[str, Any],
     groups_changed: bool = False,
+    plan: bool = True,
 ) -> LifecycleEvent | None:
     """Derive the lifecycle event of one identity change and plan its provisioning work.
+
+    ``plan=False`` records the event without planning: a membership change of a group that no
+    enabled policy uses cannot change what the person should hold.
 
     Called by the directory services inside the transaction of the change itself.
     A SCIM deactivation that follows an urgent leaver started in the portal is recorded as
@@ -323,7 +327,7 @@ def lifecycle_record_change(
         changes=changes,
         started_by=actor.user if actor.kind == "user" else None,
     )
-    planner = _plan(event, now)
+    planner = _plan(event, now) if plan else _Planner(event, now)
     event.save(update_fields=["retained_privileged", "nhi_handoff_needed"])
     if not planner.created:
         event.completed_at = now

@@ -508,7 +508,15 @@ def campaign_close(*, actor: Actor, campaign: Campaign) -> Campaign:
 
 def micro_review_for_mover(*, event) -> Campaign | None:
     """A one-campaign review of privileged access a mover kept, for the new manager."""
-    retained = event.retained_privileged or []
+    already = set(
+        ReviewItem.objects.filter(
+            campaign__kind=Campaign.Kind.MICRO,
+            campaign__state=Campaign.State.ACTIVE,
+            decision=Decision.PENDING,
+        ).values_list("grant_id", flat=True)
+    )
+    # A grant already waiting in an open micro-review is not asked about again.
+    retained = [r for r in event.retained_privileged or [] if r["grant"] not in already]
     if not retained:
         return None
     manager_user = _portal_user_of(event.identity.manager)

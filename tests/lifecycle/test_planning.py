@@ -363,3 +363,22 @@ def test_leaver_clock_per_app_and_breach(org):
     (row,) = clock.per_app
     assert row.hours == 6.0 and row.sla_hours == 4 and row.breached is True
     assert clock.done is True and clock.overall_hours == 6.0 and clock.breached is True
+
+
+def test_membership_of_a_group_no_policy_uses_records_the_mover_without_planning(
+    org, django_assert_max_num_queries
+):
+    """A mover event for each person, but no planning work: nothing they should hold changed."""
+    people = [
+        directory.identity_create(
+            actor=SCIM, source=org["source"], user_name=f"p{i}@x.com", derive_lifecycle=False
+        )
+        for i in range(10)
+    ]
+    social = directory.group_create(actor=SCIM, source=org["source"], display_name="Book club")
+    with django_assert_max_num_queries(120):
+        directory.group_members_add(actor=SCIM, group=social, identity_ids=[p.pk for p in people])
+    events = LifecycleEvent.objects.filter(kind="mover", identity__in=people)
+    assert events.count() == 10
+    assert not events.filter(completed_at__isnull=True).exists()
+    assert not ProvisioningTask.objects.filter(identity__in=people).exists()

@@ -183,3 +183,11 @@ def test_second_stage_for_privileged_items(world, django_capture_on_commit_callb
     assert second.reviewer == owner and second.grant_id == privileged.grant_id
     services.review_decide(actor=hannah, item=privileged, decision="revoke", comment="no")
     assert not campaign.items.filter(stage=2).exists()
+
+
+def test_retained_privilege_is_not_asked_about_twice(world):
+    """A second mover event while the micro-review is open creates no second review."""
+    person = world["grants"]["daniel-approver"].account.identity
+    directory.identity_update(actor=Actor.system("scim"), identity=person, department="Sales Ops")
+    directory.identity_update(actor=Actor.system("scim"), identity=person, title="Analyst")
+    assert Campaign.objects.filter(kind="micro").count() == 1
