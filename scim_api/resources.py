@@ -193,16 +193,12 @@ def parse_attribute_list(raw: str | list | None, rt: ResourceType) -> list[tuple
             continue
         uri, name = None, text
         if text.lower().startswith("urn:"):
-            head, _, tail = text.rpartition(":")
-            uri, name = head, tail
-            if rt.schema.id.lower() != head.lower() and not any(
-                s.id.lower() == text.lower() for s in rt.extension_schemas()
-            ):
-                pass
-            if any(s.id.lower() == text.lower() for s in rt.extension_schemas()):
-                ext = next(s for s in rt.extension_schemas() if s.id.lower() == text.lower())
+            # A whole extension (``urn:…:enterprise:2.0:User``) or one attribute of a schema.
+            ext = next((s for s in rt.extension_schemas() if s.id.lower() == text.lower()), None)
+            if ext is not None:
                 result.append((ext.id, None))
                 continue
+            uri, _, name = text.rpartition(":")
         attr_name, _, sub = name.partition(".")
         try:
             schema, attr, sub_attr = resolve(rt, uri, attr_name, sub or None)
