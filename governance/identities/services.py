@@ -363,10 +363,11 @@ def group_create(
             f"A group named {display_name!r} already exists.", field="display_name"
         ) from None
     ids = _live_identity_ids(member_ids)
+    by_id = _displays_by_id(displays)
     GroupMembership.objects.bulk_create(
-        [GroupMembership(group=group, identity_id=i) for i in ids], ignore_conflicts=True
+        [GroupMembership(group=group, identity_id=i, display=by_id.get(i, "")) for i in ids],
+        ignore_conflicts=True,
     )
-    _set_displays(group, displays)
     record(
         actor=actor,
         action="group.created",
@@ -426,23 +427,28 @@ def group_update(*, actor: Actor, group: DirectoryGroup, **fields: Any) -> Direc
     return locked
 
 
-def _set_displays(group: DirectoryGroup, displays: dict[str, str] | None) -> None:
-    """Keep the display texts sent with members (O(k) in the members named)."""
+def _displays_by_id(displays: dict[str, str] | None) -> dict[uuid.UUID, str]:
+    """The display texts sent with members, keyed by identity id (unparseable ids dropped:
+    the id check itself reports them)."""
+    result: dict[uuid.UUID, str] = {}
     for raw, text in (displays or {}).items():
         try:
-            identity_id = uuid.UUID(str(raw))
+            result[uuid.UUID(str(raw))] = text
         except ValueError:
             continue
-        GroupMembership.objects.filter(group=group, identity_id=identity_id).exclude(
-            display=text
-        ).update(display=text)
+    return result
 
 
-def _display_for(identity_id: uuid.UUID, displays: dict[str, str] | None) -> str:
-    for raw, text in (displays or {}).items():
-        if str(raw).lower() == str(identity_id):
-            return text
-    return ""
+def _update_displays(
+    group: DirectoryGroup, by_id: dict[uuid.UUID, str], existing: Iterable[uuid.UUID]
+) -> None:
+    """Keep new display texts for members who already were in the group (new rows get theirs
+    when created): one UPDATE per member whose text was sent, O(k) in the members named."""
+    for identity_id in existing:
+        if identity_id in by_id:
+            GroupMembership.objects.filter(group=group, identity_id=identity_id).exclude(
+                display=by_id[identity_id]
+            ).update(display=by_id[identity_id])
 
 
 def _member_audit(ids: Sequence[Any]) -> dict[str, Any]:
@@ -463,17 +469,18 @@ def group_members_add(
     ids = _live_identity_ids(identity_ids)
     if not ids:
         return []
-    _set_displays(locked, displays)
+    by_id = _displays_by_id(displays)
     already = set(
         GroupMembership.objects.filter(group=locked, identity_id__in=ids).values_list(
             "identity_id", flat=True
         )
     )
+    _update_displays(locked, by_id, already)
     new_ids = [i for i in ids if i not in already]
     if new_ids:
         GroupMembership.objects.bulk_create(
             [
-                GroupMembership(group=locked, identity_id=i, display=_display_for(i, displays))
+                GroupMembership(group=locked, identity_id=i, display=by_id.get(i, ""))
                 for i in new_ids
             ],
             ignore_conflicts=True,
@@ -538,15 +545,16 @@ def group_members_replace(
     to_add, to_remove = sorted(target - current), sorted(current - target)
     if to_remove:
         GroupMembership.objects.filter(group=locked, identity_id__in=to_remove).delete()
+    by_id = _displays_by_id(displays)
     if to_add:
         GroupMembership.objects.bulk_create(
             [
-                GroupMembership(group=locked, identity_id=i, display=_display_for(i, displays))
+                GroupMembership(group=locked, identity_id=i, display=by_id.get(i, ""))
                 for i in to_add
             ],
             ignore_conflicts=True,
         )
-    _set_displays(locked, displays)
+    _update_displays(locked, by_id, target & current)
     if to_add or to_remove:
         _bump(locked)
         record(
