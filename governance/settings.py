@@ -48,6 +48,8 @@ INSTALLED_APPS = [
     "governance.nhi",
     "governance.lifecycle",
     "governance.reviews",
+    "governance.risk",
+    "governance.reconciliation",
     "django_celery_beat",
     "scim_api",
 ]

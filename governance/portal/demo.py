@@ -22,13 +22,16 @@ from governance.audit.services import record
 from governance.core.actor import Actor
 from governance.identities import services as identity_services
 from governance.identities.models import DirectoryGroup, Identity, IdentitySource
+from governance.nhi import demo as nhi_demo
 from governance.nhi import services as nhi_services
 from governance.nhi.models import NonHumanIdentity
 from governance.portal import services as portal_services
 from governance.portal.models import Role, User
+from governance.reconciliation import demo as reconciliation_demo
 from governance.reviews import services as review_services
 from governance.reviews.delegation_services import delegation_create
 from governance.reviews.models import Campaign, Delegation, ReviewItem
+from governance.risk import demo as risk_demo
 from scim_api.models import ScimToken
 from scim_api.tokens import token_create
 
@@ -712,6 +715,7 @@ def seed_demo(*, scale: int = 1) -> DemoResult:
     _birthright_access(people, apps, result)
     _planted_problems(people, apps, result)
     _nhis(source, people, apps, leavers, result)
+    nhi_demo.seed(people=people, apps=apps, leavers=leavers, result=result)
     # The leavers had access (and NHIs) before they left; the IdP deactivates them now, which
     # starts their leaver events: work items to remove their access, NHIs to hand off.
     for person in leavers:
@@ -722,4 +726,6 @@ def seed_demo(*, scale: int = 1) -> DemoResult:
         result.bump("SCIM tokens")
     _review_campaign(apps, result)
     _delegation(result)
+    risk_demo.seed(people=people, apps=apps, leavers=leavers, result=result)
+    reconciliation_demo.seed(people=people, apps=apps, leavers=leavers, result=result)
     return result
