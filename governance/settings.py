@@ -50,6 +50,7 @@ INSTALLED_APPS = [
     "governance.reviews",
     "governance.risk",
     "governance.reconciliation",
+    "governance.api",
     "django_celery_beat",
     "scim_api",
 ]
@@ -149,10 +150,16 @@ EMAIL_USE_TLS = env_bool("EMAIL_USE_TLS", False)
 DEFAULT_FROM_EMAIL = env_str("DEFAULT_FROM_EMAIL", "steward@localhost") or "steward@localhost"
 # Absolute links in mails.
 STEWARD_BASE_URL = (env_str("STEWARD_BASE_URL", "") or "http://127.0.0.1:8000").rstrip("/")
+STEWARD_EXCEPTION_MAX_DAYS = env_int("STEWARD_EXCEPTION_MAX_DAYS", 365, minimum=1)
+STEWARD_NHI_HANDOFF_ESCALATE_DAYS = env_int("STEWARD_NHI_HANDOFF_ESCALATE_DAYS", 5, minimum=1)
 
 REST_FRAMEWORK = {
-    "DEFAULT_AUTHENTICATION_CLASSES": ["rest_framework.authentication.SessionAuthentication"],
-    "DEFAULT_PERMISSION_CLASSES": ["rest_framework.permissions.IsAuthenticated"],
+    "DEFAULT_AUTHENTICATION_CLASSES": [
+        "governance.api.authentication.ApiTokenAuthentication",
+        "rest_framework.authentication.SessionAuthentication",
+    ],
+    "DEFAULT_PERMISSION_CLASSES": ["governance.api.permissions.ModelPermissions"],
+    "EXCEPTION_HANDLER": "governance.api.errors.exception_handler",
     "DEFAULT_FILTER_BACKENDS": ["django_filters.rest_framework.DjangoFilterBackend"],
     "DEFAULT_SCHEMA_CLASS": "drf_spectacular.openapi.AutoSchema",
     "DEFAULT_PAGINATION_CLASS": "rest_framework.pagination.PageNumberPagination",
@@ -162,6 +169,8 @@ SPECTACULAR_SETTINGS = {
     "TITLE": "Steward governance API",
     "DESCRIPTION": "Identity governance: people, applications, access and non-human identities.",
     "VERSION": "1.0.0",
+    "PREPROCESSING_HOOKS": ["governance.api.schema.only_governance_api"],
+    "ENUM_NAME_OVERRIDES": {"EnvironmentEnum": "governance.nhi.models.Environment"},
 }
 
 SECURE_CONTENT_TYPE_NOSNIFF = True

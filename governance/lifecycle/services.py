@@ -29,6 +29,7 @@ from governance.core.errors import DomainError, InvalidTransition
 from governance.identities.models import Identity
 from governance.lifecycle.models import LifecycleEvent, ProvisioningTask
 from governance.lifecycle.selectors import channel_for
+from governance.nhi.services import nhi_succession_for_leaver
 
 Op = ProvisioningTask.Operation
 State = ProvisioningTask.State
@@ -183,6 +184,7 @@ def _plan(event: LifecycleEvent, now: datetime) -> _Planner:
         event.nhi_handoff_needed = identity.owned_nhis.exclude(
             status__in=["retired", "disabled"]
         ).exists()
+        nhi_succession_for_leaver(identity=identity, event=event)
         return planner
 
     from governance.access.models import Application, Entitlement

@@ -46,6 +46,7 @@ ROLE_PERMISSIONS: dict[str, dict[str, tuple[str, ...]]] = {
         "reconciliation.reconciliationrun": (VIEW, ADD, CHANGE),
         "reconciliation.finding": (VIEW, CHANGE),
         "reconciliation.driftsnapshot": (VIEW,),
+        "api.apitoken": ALL,
     },
     "Reviewer": {
         "identities.identity": (VIEW,),
@@ -116,6 +117,7 @@ ROLE_PERMISSIONS: dict[str, dict[str, tuple[str, ...]]] = {
         "reconciliation.reconciliationrun": (VIEW,),
         "reconciliation.finding": (VIEW,),
         "reconciliation.driftsnapshot": (VIEW,),
+        "api.apitoken": (VIEW,),
     },
 }
 

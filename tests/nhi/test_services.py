@@ -37,3 +37,19 @@ def test_backup_owner_must_differ():
     person = IdentityFactory()
     with pytest.raises(DomainError):
         services.nhi_create(actor=ACTOR, name="bot", kind="bot", owner=person, backup_owner=person)
+
+
+def test_a_name_taken_between_check_and_save_is_a_conflict_not_a_server_error():
+    """Two registrations of one name racing past the existence check: the loser's save hits
+    the unique constraint, which becomes a Conflict and leaves the transaction usable."""
+    from governance.core.errors import Conflict
+    from governance.nhi.models import NonHumanIdentity
+    from governance.nhi.services import _save_unique
+    from tests.factories import NonHumanIdentityFactory
+
+    first = NonHumanIdentityFactory(name="svc-race")
+    loser = NonHumanIdentity(name="svc-race", kind=first.kind, owner=first.owner)
+    with pytest.raises(Conflict) as caught:
+        _save_unique(loser, conflict="An NHI named 'svc-race' already exists.")
+    assert caught.value.field == "name"
+    assert NonHumanIdentity.objects.filter(name="svc-race").count() == 1
