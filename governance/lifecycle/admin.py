@@ -32,6 +32,12 @@ from governance.access.models import Application
 from governance.core.actor import Actor
 from governance.core.admin_base import AuditedModelAdmin, ReadOnlyAdmin, sees_everything
 from governance.core.errors import DomainError
+from governance.core.uploads import (
+    ACCEPTED_LABEL,
+    MAX_EVIDENCE_BYTES,
+    check_evidence_upload,
+    content_type_for,
+)
 from governance.lifecycle.models import LifecycleEvent, ProvisioningProfile, ProvisioningTask
 from governance.lifecycle.profile_services import profile_save, validate_connector_url
 from governance.lifecycle.selectors import (
@@ -46,21 +52,6 @@ from governance.lifecycle.services import task_mark_executed, task_retry
 
 State = ProvisioningTask.State
 CSS = {"all": ("steward/lifecycle.css",)}
-MAX_EVIDENCE_BYTES = 10 * 1024 * 1024
-# Evidence types: extension -> (content type it is served with, leading bytes it must have).
-EVIDENCE_TYPES: dict[str, tuple[str, tuple[bytes, ...]]] = {
-    ".pdf": ("application/pdf", (b"%PDF-",)),
-    ".csv": ("text/csv", ()),
-    ".txt": ("text/plain", ()),
-    ".json": ("application/json", ()),
-    ".png": ("image/png", (b"\x89PNG\r\n\x1a\n",)),
-    ".jpg": ("image/jpeg", (b"\xff\xd8\xff",)),
-    ".jpeg": ("image/jpeg", (b"\xff\xd8\xff",)),
-    ".xlsx": (
-        "application/vnd.openxmlformats-officedocument.spreadsheetml.sheet",
-        (b"PK\x03\x04",),
-    ),
-}
 # Not verified and not cancelled: work an event is still waiting for.
 NOT_DONE_STATES = [s for s in State.values if s not in ProvisioningTask.DONE_STATES]
 OVERDUE_STATES = (*ProvisioningTask.OPEN_STATES, State.FAILED)
@@ -508,38 +499,17 @@ class EvidenceForm(forms.Form):
     evidence_file = forms.FileField(
         label="Evidence file",
         required=False,
-        help_text="Optional: an export or screenshot showing the change. PDF, CSV, TXT, JSON, "
-        "PNG, JPG or XLSX, at most 10 MB.",
+        help_text=f"Optional: an export or screenshot showing the change. {ACCEPTED_LABEL}, "
+        f"at most {MAX_EVIDENCE_BYTES // (1024 * 1024)} MB.",
     )
 
     def clean_evidence_file(self):
         upload = self.cleaned_data.get("evidence_file")
-        if not upload:
-            return upload
-        ext = os.path.splitext(upload.name)[1].lower()
-        if ext not in EVIDENCE_TYPES:
-            raise forms.ValidationError(
-                "This file type is not accepted as evidence. Upload a PDF, CSV, TXT, JSON, "
-                "PNG, JPG or XLSX file."
-            )
-        if upload.size > MAX_EVIDENCE_BYTES:
-            raise forms.ValidationError(
-                f"The file is {upload.size / 1024 / 1024:.1f} MB; evidence files may be at "
-                "most 10 MB."
-            )
-        upload.seek(0)
-        head = upload.read(8192)
-        upload.seek(0)
-        magic = EVIDENCE_TYPES[ext][1]
-        if magic and not any(head.startswith(m) for m in magic):
-            raise forms.ValidationError(
-                f"The file's content is not a {ext[1:].upper()} file; upload the original "
-                "export or screenshot."
-            )
-        if not magic and b"\x00" in head:
-            raise forms.ValidationError(
-                f"The file's content is not {ext[1:].upper()} text; upload the original export."
-            )
+        if upload:
+            try:
+                check_evidence_upload(upload, field="evidence_file")
+            except DomainError as exc:
+                raise forms.ValidationError(exc.message) from None
         return upload
 
     def clean(self):
@@ -938,9 +908,7 @@ class ProvisioningTaskAdmin(AuditedModelAdmin):
         if task is None or not task.evidence_file:
             raise Http404("No evidence file for this task.")
         name = os.path.basename(task.evidence_file.name)
-        content_type = EVIDENCE_TYPES.get(
-            os.path.splitext(name)[1].lower(), ("application/octet-stream", ())
-        )[0]
+        content_type = content_type_for(name)
         try:
             handle = task.evidence_file.open("rb")
         except FileNotFoundError:

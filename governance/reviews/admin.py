@@ -29,6 +29,8 @@ from django.template.response import TemplateResponse
 from django.urls import path, reverse
 from django.utils import timezone
 from django.utils.html import format_html, format_html_join
+from django.utils.safestring import mark_safe
+from django.utils.text import Truncator
 
 from governance.access.models import Grant
 from governance.core.actor import Actor
@@ -54,6 +56,7 @@ from governance.reviews.services import (
     review_decide,
     review_reassign,
 )
+from governance.risk.selectors import exceptions_in_force_for_items
 
 CSS = {"all": ("steward/reviews.css",)}
 State = Campaign.State
@@ -756,6 +759,7 @@ class ReviewItemAdmin(admin.ModelAdmin):
         "last_login_col",
         "risk_col",
         "inactive_col",
+        "exceptions_in_force_col",
         "decision_col",
         "remediation_col",
         "campaign_col",
@@ -794,6 +798,7 @@ class ReviewItemAdmin(admin.ModelAdmin):
         "risk_col",
         "inactive_col",
         "exceptions_col",
+        "exceptions_in_force_col",
         "reviewer_col",
         "routed_col",
         "decided_col",
@@ -814,6 +819,7 @@ class ReviewItemAdmin(admin.ModelAdmin):
                     "risk_col",
                     "inactive_col",
                     "exceptions_col",
+                    "exceptions_in_force_col",
                 )
             },
         ),
@@ -1009,6 +1015,32 @@ class ReviewItemAdmin(admin.ModelAdmin):
         if not obj.open_exceptions:
             return "None"
         return ", ".join(str(e) for e in obj.open_exceptions)
+
+    @admin.display(description="Exceptions in force")
+    def exceptions_in_force_col(self, obj):
+        """Approved, unexpired exceptions covering the item's application (narrowed, if at all,
+        to its entitlement, account or NHI): context, not a decision. Loaded once per page."""
+        found = getattr(obj, "_exceptions_in_force", None)
+        if found is None:
+            found = exceptions_in_force_for_items([obj]).get(obj.pk, [])
+        if not found:
+            return format_html('<span class="rv-quiet">{}</span>', "None")
+        return format_html_join(
+            mark_safe("<br>"),
+            '<span title="{}">{}</span> <span class="rv-quiet">(until {})</span>',
+            (
+                (e.title, Truncator(e.title).chars(50), e.expires_on.strftime("%Y-%m-%d"))
+                for e in found
+            ),
+        )
+
+    def get_changelist_instance(self, request):
+        changelist = super().get_changelist_instance(request)
+        page = list(changelist.result_list)  # evaluates the page once; the template reuses it
+        in_force = exceptions_in_force_for_items(page)
+        for item in page:
+            item._exceptions_in_force = in_force.get(item.pk, [])
+        return changelist
 
     @admin.display(description="Decided")
     def decided_col(self, obj):

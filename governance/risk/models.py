@@ -172,6 +172,9 @@ class AccessException(models.Model):
     submitted_at = models.DateTimeField(null=True, blank=True)
     decided_at = models.DateTimeField(null=True, blank=True)
     ended_at = models.DateTimeField(null=True, blank=True, help_text="Expired or revoked.")
+    end_comment = models.TextField(
+        blank=True, help_text="Why it ended early: the revocation reason or the renewal."
+    )
     expiry_notices_sent = models.JSONField(
         default=list, blank=True, help_text="Days-before-expiry notices already sent (30, 7, 1)."
     )
