@@ -68,9 +68,24 @@ class ReconciliationRun(models.Model):
 class ObservedAccount(models.Model):
     """An account as the application reports it in the latest run (never what we intend)."""
 
-    run = models.ForeignKey(ReconciliationRun, on_delete=models.CASCADE, related_name="accounts")
+    # Observations are a per-run scratch copy written in bulk (COPY) and deleted by run: no
+    # database-level foreign keys and no single-column indexes the composite ones cover, so
+    # 100,000 accounts and 300,000 grants go in within seconds. Deletes of runs,
+    # applications and accounts still cascade (Django's collector) and the services delete
+    # observations by run.
+    run = models.ForeignKey(
+        ReconciliationRun,
+        on_delete=models.CASCADE,
+        related_name="accounts",
+        db_constraint=False,
+        db_index=False,
+    )
     application = models.ForeignKey(
-        "access.Application", on_delete=models.CASCADE, related_name="+"
+        "access.Application",
+        on_delete=models.CASCADE,
+        related_name="+",
+        db_constraint=False,
+        db_index=False,
     )
     external_id = models.CharField(max_length=255, blank=True)
     username = models.CharField(max_length=255)
@@ -84,8 +99,17 @@ class ObservedAccount(models.Model):
     used_by = models.JSONField(
         default=list, blank=True, help_text="People seen using this account (shared use)."
     )
+    used_by_count = models.PositiveIntegerField(
+        default=0, help_text="How many different people were seen using it (set at import)."
+    )
     account = models.ForeignKey(
-        "access.Account", null=True, blank=True, on_delete=models.SET_NULL, related_name="+"
+        "access.Account",
+        null=True,
+        blank=True,
+        on_delete=models.SET_NULL,
+        related_name="+",
+        db_constraint=False,
+        db_index=False,
     )
 
     class Meta:
@@ -99,13 +123,28 @@ class ObservedAccount(models.Model):
 
 
 class ObservedGrant(models.Model):
-    run = models.ForeignKey(ReconciliationRun, on_delete=models.CASCADE, related_name="grants")
+    """One entitlement an observed account holds, as the application reports it."""
+
+    # See ObservedAccount: scratch rows, no database-level foreign keys.
+    run = models.ForeignKey(
+        ReconciliationRun,
+        on_delete=models.CASCADE,
+        related_name="grants",
+        db_constraint=False,
+        db_index=False,
+    )
     observed_account = models.ForeignKey(
-        ObservedAccount, on_delete=models.CASCADE, related_name="grants"
+        ObservedAccount, on_delete=models.CASCADE, related_name="grants", db_constraint=False
     )
     value = models.CharField(max_length=255, help_text="The entitlement as the app names it.")
     entitlement = models.ForeignKey(
-        "access.Entitlement", null=True, blank=True, on_delete=models.SET_NULL, related_name="+"
+        "access.Entitlement",
+        null=True,
+        blank=True,
+        on_delete=models.SET_NULL,
+        related_name="+",
+        db_constraint=False,
+        db_index=False,
     )
 
     class Meta:
@@ -257,3 +296,129 @@ class DriftSnapshot(models.Model):
 
     def __str__(self) -> str:
         return f"{self.application_id} {self.kind}: {self.open_count}"
+
+
+class ReconciliationSettings(models.Model):
+    """How one application is reconciled: dormancy threshold and the schedule of SCIM reads."""
+
+    application = models.OneToOneField(
+        "access.Application", on_delete=models.CASCADE, related_name="reconciliation_settings"
+    )
+    dormant_after_days = models.PositiveIntegerField(
+        default=90, help_text="An active account with no sign-in for this many days is dormant."
+    )
+    scheduled = models.BooleanField(
+        default=True,
+        help_text="Read the application's actual state over SCIM on a schedule (SCIM "
+        "applications with a connector only).",
+    )
+    every_hours = models.PositiveIntegerField(
+        default=24, help_text="Hours between scheduled reads."
+    )
+    updated_at = models.DateTimeField(auto_now=True)
+
+    class Meta:
+        verbose_name = "reconciliation settings"
+        verbose_name_plural = "reconciliation settings"
+        constraints = [
+            models.CheckConstraint(
+                condition=Q(dormant_after_days__gte=1) & Q(every_hours__gte=1),
+                name="reconciliation_settings_positive",
+            )
+        ]
+
+    def __str__(self) -> str:
+        return f"Reconciliation of {self.application}"
+
+
+class ExpectedGrant(models.Model):
+    """Working rows of one run: what Steward intends an observed account to hold, and why
+    (policy, approved request, exception grant, review approval). Deleted when the run ends."""
+
+    # Scratch rows written with INSERT … SELECT: no database-level foreign keys.
+    run = models.ForeignKey(
+        ReconciliationRun,
+        on_delete=models.CASCADE,
+        related_name="+",
+        db_constraint=False,
+        db_index=False,
+    )
+    account = models.ForeignKey(
+        "access.Account",
+        on_delete=models.CASCADE,
+        related_name="+",
+        db_constraint=False,
+        db_index=False,
+    )
+    entitlement = models.ForeignKey(
+        "access.Entitlement",
+        on_delete=models.CASCADE,
+        related_name="+",
+        db_constraint=False,
+        db_index=False,
+    )
+    by_policy = models.BooleanField(default=False)
+
+    class Meta:
+        indexes = [models.Index(fields=["run", "account", "entitlement"])]
+
+    def __str__(self) -> str:
+        return f"run {self.run_id}: account {self.account_id} should hold {self.entitlement_id}"
+
+
+class FindingCandidate(models.Model):
+    """Working rows of one run: every drift the run sees, before it is merged into the
+    findings (deduplicated by fingerprint). Deleted when the run ends."""
+
+    # Scratch rows written with INSERT … SELECT: no database-level foreign keys.
+    run = models.ForeignKey(
+        ReconciliationRun,
+        on_delete=models.CASCADE,
+        related_name="+",
+        db_constraint=False,
+        db_index=False,
+    )
+    kind = models.CharField(max_length=20, choices=Finding.Kind.choices)
+    fingerprint = models.CharField(max_length=200)
+    severity = models.CharField(max_length=10, choices=RiskLevel.choices)
+    subject = models.CharField(max_length=300)
+    account = models.ForeignKey(
+        "access.Account",
+        null=True,
+        on_delete=models.CASCADE,
+        related_name="+",
+        db_constraint=False,
+        db_index=False,
+    )
+    identity = models.ForeignKey(
+        "identities.Identity",
+        null=True,
+        on_delete=models.CASCADE,
+        related_name="+",
+        db_constraint=False,
+        db_index=False,
+    )
+    nhi = models.ForeignKey(
+        "nhi.NonHumanIdentity",
+        null=True,
+        on_delete=models.CASCADE,
+        related_name="+",
+        db_constraint=False,
+        db_index=False,
+    )
+    entitlement = models.ForeignKey(
+        "access.Entitlement",
+        null=True,
+        on_delete=models.CASCADE,
+        related_name="+",
+        db_constraint=False,
+        db_index=False,
+    )
+    evidence = models.JSONField(default=dict)
+    in_flight = models.BooleanField(default=False)
+
+    class Meta:
+        indexes = [models.Index(fields=["run", "kind", "fingerprint"])]
+
+    def __str__(self) -> str:
+        return f"{self.kind}: {self.subject}"

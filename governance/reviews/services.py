@@ -559,3 +559,84 @@ def micro_review_for_mover(*, event) -> Campaign | None:
         after={"event": event.pk, "items": len(items)},
     )
     return campaign
+
+
+def review_single_item_for_finding(*, finding, actor: Actor) -> ReviewItem:
+    """A one-item review of a reconciliation finding for the application's owner: approve
+    (keep) or revoke (remove). The subject never reviews their own access."""
+    from governance.access.models import Grant as _Grant
+
+    application = finding.application
+    owner = application.owners.filter(is_active=True).order_by("pk").first()
+    fallback = (
+        owner
+        or User.objects.filter(
+            Q(is_superuser=True) | Q(groups__name="Security admin"), is_active=True
+        )
+        .order_by("pk")
+        .first()
+    )
+    if fallback is None:
+        raise DomainError(f"{application} has no owner and there is no security admin to review.")
+    account = finding.account
+    identity = account.identity if account is not None else finding.identity
+    nhi = account.nhi if account is not None else finding.nhi
+    grant = (
+        _Grant.objects.filter(
+            account=account, entitlement=finding.entitlement, status=_Grant.Status.ACTIVE
+        ).first()
+        if account is not None
+        else None
+    )
+    campaign = Campaign.objects.create(
+        name=f"Drift review: {finding.subject}"[:200],
+        description=(
+            f"Reconciliation of {application} found {finding.get_kind_display().lower()}: "
+            "confirm the access is needed, or revoke it."
+        ),
+        kind=Campaign.Kind.MICRO,
+        state=Campaign.State.ACTIVE,
+        reviewer_strategy=Campaign.Strategy.APP_OWNER,
+        fallback_reviewer=fallback,
+        launched_at=timezone.now(),
+    )
+    campaign.applications.add(application)
+    resolver = _Resolver(campaign, Campaign.Strategy.APP_OWNER)
+    subject_user = _portal_user_of(identity) if identity is not None else None
+    reviewer, why = fallback, ""
+    if subject_user is not None and reviewer.pk == subject_user.pk:
+        reviewer, why = resolver._independent(subject_user), "self-review avoided"
+    entitlement = finding.entitlement
+    item = ReviewItem.objects.create(
+        campaign=campaign,
+        grant=grant,
+        subject_identity=identity,
+        subject_nhi=nhi,
+        subject_label=str(identity or nhi or f"orphan account {finding.evidence.get('username')}")[
+            :300
+        ],
+        account_label=(account.username if account else str(finding.evidence.get("username")))[
+            :255
+        ],
+        application=application,
+        entitlement=entitlement,
+        entitlement_label=f"{application.name}: {entitlement.name}"[:300],
+        granted_via=grant.origin if grant else "observed",
+        policy_justified=False,
+        last_login_at=account.last_login_at if account else None,
+        privileged=entitlement.privileged,
+        risk=entitlement.risk,
+        person_inactive=bool(identity and not identity.active),
+        reviewer=reviewer,
+        routed_because=why or "reconciliation finding: application owner",
+    )
+    campaign.population_count = 1
+    campaign.population_hash = population_hash([grant.pk] if grant else [])
+    campaign.save(update_fields=["population_count", "population_hash"])
+    record(
+        actor=actor,
+        action="campaign.finding_review_created",
+        target=campaign,
+        after={"finding": finding.pk, "item": item.pk, "reviewer": reviewer.username},
+    )
+    return item
