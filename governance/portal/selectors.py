@@ -3,15 +3,19 @@
 from __future__ import annotations
 
 from dataclasses import dataclass
+from datetime import timedelta
 
 from django.db.models import Count, Q
 from django.urls import reverse
+from django.utils import timezone
 
 from governance.access.models import Account, Application
 from governance.access.selectors import excess_privileged_grants, orphan_accounts, stale_accounts
 from governance.identities.models import Identity
 from governance.lifecycle.selectors import open_leavers, open_tasks
 from governance.nhi.selectors import unowned_nhis
+from governance.reconciliation.models import Finding
+from governance.risk.models import AccessException, CompensatingControl
 
 
 @dataclass(frozen=True)
@@ -45,6 +49,31 @@ def governance_overview(user) -> dict:
     work = open_tasks().filter(application__in=apps)
     if not everything:
         leavers = leavers.filter(tasks__application__in=apps).distinct()
+    today = timezone.localdate()
+    exceptions = AccessException.objects.filter(application__in=apps).aggregate(
+        submitted=Count("pk", filter=Q(status=AccessException.Status.SUBMITTED)),
+        expiring=Count(
+            "pk",
+            filter=Q(
+                status=AccessException.Status.APPROVED,
+                expires_on__gte=today,
+                expires_on__lte=today + timedelta(days=30),
+            ),
+        ),
+    )
+    controls_overdue = CompensatingControl.objects.filter(
+        status=CompensatingControl.Status.ACTIVE, next_due_on__lt=today
+    )
+    findings = Finding.objects.filter(status=Finding.Status.OPEN)
+    if not everything:
+        controls_overdue = controls_overdue.filter(
+            Q(application__in=apps) | Q(owner=user)
+        ).distinct()
+        findings = findings.filter(application__in=apps)
+    drift = dict(
+        findings.order_by().values_list("kind").annotate(n=Count("pk")).values_list("kind", "n")
+    )
+    open_findings = sum(drift.values())
     people = Identity.objects.filter(deleted_at__isnull=True).aggregate(
         active_people=Count("pk", filter=Q(active=True)),
         inactive_people=Count("pk", filter=Q(active=False)),
@@ -95,6 +124,45 @@ def governance_overview(user) -> dict:
             "Changes still to be carried out in applications, by SCIM or by hand.",
             _severity(work.count(), bad=False),
         ),
+        Signal(
+            "Open drift findings",
+            open_findings,
+            reverse("admin:reconciliation_finding_changelist") + "?status__exact=open",
+            "Differences between what applications grant and what they should (CM-3, AC-2(4)).",
+            _severity(open_findings, bad=False),
+        ),
+        Signal(
+            "Exceptions awaiting approval",
+            exceptions["submitted"],
+            reverse("admin:risk_accessexception_changelist") + "?status__exact=submitted",
+            "Submitted risk acceptances waiting for a security decision (four-eyes).",
+            _severity(exceptions["submitted"], bad=False),
+        ),
+        Signal(
+            "Exceptions expiring within 30 days",
+            exceptions["expiring"],
+            reverse("admin:risk_accessexception_changelist") + "?expiry=30",
+            "Approved exceptions to renew or let lapse; their findings re-open on expiry.",
+            _severity(exceptions["expiring"], bad=False),
+        ),
+        Signal(
+            "Compensating controls overdue",
+            controls_overdue.count(),
+            reverse("admin:risk_compensatingcontrol_changelist") + "?overdue=yes",
+            "Controls whose evidence is late: the promise behind an exception is unproven.",
+            _severity(controls_overdue.count()),
+        ),
+    ]
+    kind_labels = dict(Finding.Kind.choices)
+    top = max(drift.values(), default=0) or 1
+    drift_rows = [
+        {
+            "kind": kind,
+            "label": kind_labels.get(kind, kind),
+            "count": count,
+            "percent": max(2, round(100 * count / top)),
+        }
+        for kind, count in sorted(drift.items(), key=lambda kv: (-kv[1], kv[0]))
     ]
     by_mode = dict(
         apps.values_list("provisioning_mode")
@@ -115,5 +183,7 @@ def governance_overview(user) -> dict:
         "applications": sum(by_mode.values()),
         "accounts": Account.objects.filter(application__in=apps).count(),
         "modes": modes,
+        "drift": drift_rows,
+        "findings_url": reverse("admin:reconciliation_finding_changelist"),
         "scoped": not everything,
     }

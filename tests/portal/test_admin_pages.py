@@ -177,3 +177,55 @@ def test_home_counts_open_leavers_and_work(seeded, admin_client):
     assert signals["Open provisioning work"].count > 0
     assert admin_client.get(signals["Open leavers"].url).status_code == 200
     assert admin_client.get(signals["Open provisioning work"].url).status_code == 200
+
+
+RISK_AND_DRIFT_CARDS = [
+    "Open drift findings",
+    "Exceptions awaiting approval",
+    "Exceptions expiring within 30 days",
+    "Compensating controls overdue",
+]
+
+
+@pytest.mark.parametrize("label", RISK_AND_DRIFT_CARDS)
+def test_home_risk_and_drift_cards_match_their_lists(seeded, admin_client, label):
+    """Each exception, control and drift card counts exactly what its link lists."""
+    signals = {
+        s.label: s for s in admin_client.get(reverse("admin:index")).context["overview"]["signals"]
+    }
+    card = signals[label]
+    listing = admin_client.get(card.url)
+    assert listing.status_code == 200
+    assert listing.context["cl"].result_count == card.count
+
+
+def test_home_drift_chart_counts_open_findings_by_kind(seeded, admin_client):
+    """The drift chart has one bar per kind with open findings, largest first, each linking to
+    its filtered list; the bars add up to the open-findings card."""
+    from governance.reconciliation.models import Finding
+
+    overview = admin_client.get(reverse("admin:index")).context["overview"]
+    bars = overview["drift"]
+    expected = {}
+    for kind in Finding.objects.filter(status="open").values_list("kind", flat=True):
+        expected[kind] = expected.get(kind, 0) + 1
+    assert {b["kind"]: b["count"] for b in bars} == expected
+    assert [b["count"] for b in bars] == sorted((b["count"] for b in bars), reverse=True)
+    signals = {s.label: s for s in overview["signals"]}
+    assert sum(expected.values()) == signals["Open drift findings"].count
+    for bar in bars:
+        page = admin_client.get(
+            f"{overview['findings_url']}?status__exact=open&kind__exact={bar['kind']}"
+        )
+        assert page.context["cl"].result_count == bar["count"]
+
+
+def test_home_drift_is_scoped_for_app_owner(seeded, client):
+    """An app owner's drift chart counts only findings of applications they own."""
+    from governance.reconciliation.models import Finding
+
+    grace = _login(client, "grace.liu")
+    overview = grace.get(reverse("admin:index")).context["overview"]
+    user = User.objects.get(username="grace.liu")
+    mine = Finding.objects.filter(status="open", application__owners=user).count()
+    assert sum(b["count"] for b in overview["drift"]) == mine
