@@ -20,7 +20,8 @@ def _counts():
     return {
         m._meta.label: m._default_manager.count()
         for m in apps.get_models()
-        if m._meta.app_label in {"identities", "access", "nhi", "portal", "audit"}
+        if m._meta.app_label
+        in {"identities", "access", "nhi", "portal", "audit", "risk", "reconciliation", "api"}
     }
 
 
