@@ -500,6 +500,8 @@ class NonHumanIdentityAdmin(AuditedModelAdmin):
     def has_attest_permission(self, request):
         """Security admins, and people who own at least one NHI."""
         user = request.user
+        if not user.is_authenticated:
+            return False
         if user.is_security_admin:
             return True
         return bool(user.identity_id) and (
@@ -886,8 +888,13 @@ class OwnershipChangeAdmin(AuditedModelAdmin):
 # -------------------------------------------------------------------------------- hand-offs
 
 
+def _identity_id(user):
+    """The person a signed-in portal user is; None for anonymous visitors (the login page)."""
+    return getattr(user, "identity_id", None) if user.is_authenticated else None
+
+
 def _proposed_to_me(user) -> Q:
-    if not user.identity_id:
+    if not _identity_id(user):
         return Q(pk__in=[])
     return Q(proposed_to_id=user.identity_id)
 
@@ -964,7 +971,7 @@ class HandoffAdmin(AuditedModelAdmin):
     )
 
     def _proposed_any(self, request) -> bool:
-        identity_id = request.user.identity_id
+        identity_id = _identity_id(request.user)
         return bool(identity_id) and Handoff.objects.filter(proposed_to_id=identity_id).exists()
 
     def get_queryset(self, request):

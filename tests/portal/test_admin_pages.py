@@ -229,3 +229,15 @@ def test_home_drift_is_scoped_for_app_owner(seeded, client):
     user = User.objects.get(username="grace.liu")
     mine = Finding.objects.filter(status="open", application__owners=user).count()
     assert sum(b["count"] for b in overview["drift"]) == mine
+
+
+def test_anonymous_visitor_gets_the_login_page_and_redirects_never_errors(seeded, client):
+    """Signed-out visitors see the sign-in page, and every admin list redirects them to it:
+    no admin class may assume a signed-in portal user."""
+    assert client.get(reverse("admin:login")).status_code == 200
+    assert client.get(reverse("admin:index")).status_code == 302
+    for model in MODELS:
+        url = reverse(f"admin:{model._meta.app_label}_{model._meta.model_name}_changelist")
+        response = client.get(url)
+        assert response.status_code == 302, url
+        assert response["Location"].startswith(reverse("admin:login"))
