@@ -8,33 +8,18 @@ once and is never written anywhere, audit log included.
 
 from __future__ import annotations
 
-import hashlib
-import hmac
-import re
-import secrets
-from datetime import timedelta
-
 from django.db import transaction
-from django.db.models import Q
-from django.utils import timezone
 
 from governance.api.models import ApiToken
 from governance.audit.services import record
+from governance.core import bearer
 from governance.core.actor import Actor
-from governance.core.errors import DomainError, InvalidTransition
+from governance.core.bearer import hash_token  # noqa: F401 - part of this module's interface
+from governance.core.errors import DomainError
 
 TOKEN_MARKER = "stw_api_"  # noqa: S105 - the public marker, not a secret
-PREFIX_LENGTH = len(TOKEN_MARKER) + 8
-LAST_USED_RESOLUTION = timedelta(minutes=1)
-TOKEN_PATTERN = re.compile(r"stw_api_[A-Za-z0-9_-]{43}")
-
-
-def hash_token(raw: str) -> str:
-    return hashlib.sha256(raw.encode("utf-8")).hexdigest()
-
-
-def _user_of(actor: Actor):
-    return actor.user if actor.kind == "user" else None
+PREFIX_LENGTH = len(TOKEN_MARKER) + bearer.PREFIX_RANDOM_CHARS
+TOKEN_PATTERN = bearer.token_pattern(TOKEN_MARKER)
 
 
 @transaction.atomic
@@ -45,13 +30,13 @@ def token_create(*, actor: Actor, user, label: str = "") -> tuple[ApiToken, str]
     label = (label or "").strip()
     if len(label) > 100:
         raise DomainError("The label is at most 100 characters.", field="label")
-    raw = TOKEN_MARKER + secrets.token_urlsafe(32)
+    raw, prefix, digest = bearer.token_mint(TOKEN_MARKER)
     token = ApiToken.objects.create(
         user=user,
         label=label,
-        token_prefix=raw[:PREFIX_LENGTH],
-        token_hash=hash_token(raw),
-        created_by=_user_of(actor),
+        token_prefix=prefix,
+        token_hash=digest,
+        created_by=bearer.user_of(actor),
     )
     record(
         actor=actor,
@@ -62,42 +47,15 @@ def token_create(*, actor: Actor, user, label: str = "") -> tuple[ApiToken, str]
     return token, raw
 
 
-@transaction.atomic
 def token_revoke(*, actor: Actor, token: ApiToken) -> ApiToken:
-    locked = ApiToken.objects.select_for_update().get(pk=token.pk)
-    if locked.revoked_at is not None:
-        raise InvalidTransition(f"Token {locked.token_prefix}… was already revoked.")
-    locked.revoked_at = timezone.now()
-    locked.revoked_by = _user_of(actor)
-    locked.save(update_fields=["revoked_at", "revoked_by"])
-    record(
-        actor=actor,
-        action="api_token.revoked",
-        target=locked,
-        before={"revoked_at": None},
-        after={"revoked_at": locked.revoked_at, "prefix": locked.token_prefix},
-    )
-    return locked
+    return bearer.token_revoke(actor=actor, token=token, action="api_token.revoked")
 
 
 def token_for(raw: str) -> ApiToken | None:
     """The live token matching ``raw`` (with its active user), or None for anything else:
     malformed, unknown, revoked, or of an inactive user. Callers do not tell these apart."""
-    if not isinstance(raw, str) or not TOKEN_PATTERN.fullmatch(raw):
+    token = bearer.token_lookup(ApiToken.objects.select_related("user"), raw, TOKEN_PATTERN)
+    if token is None or token.revoked_at is not None or not token.user.is_active:
         return None
-    digest = hash_token(raw)
-    token = ApiToken.objects.select_related("user").filter(token_hash=digest).first()
-    if token is None or not hmac.compare_digest(token.token_hash, digest):
-        return None
-    if token.revoked_at is not None or not token.user.is_active:
-        return None
-    now = timezone.now()
-    if token.last_used_at is None or token.last_used_at <= now - LAST_USED_RESOLUTION:
-        updated = (
-            ApiToken.objects.filter(pk=token.pk)
-            .filter(Q(last_used_at__isnull=True) | Q(last_used_at__lte=now - LAST_USED_RESOLUTION))
-            .update(last_used_at=now)
-        )
-        if updated == 1:
-            token.last_used_at = now
+    bearer.token_touch(token)
     return token
