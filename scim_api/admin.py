@@ -8,32 +8,13 @@ from __future__ import annotations
 from functools import cache
 
 from django import forms
-from django.contrib import admin, messages
-from django.contrib.admin import helpers
-from django.contrib.auth import get_permission_codename
-from django.http import HttpResponseRedirect
+from django.contrib import admin
 from django.template import engines
-from django.template.response import TemplateResponse
-from django.utils.html import format_html
 
-from governance.core.actor import Actor
-from governance.core.errors import DomainError, InvalidTransition
+from governance.core.token_admin import HashedTokenAdmin, TokenStateFilter
 from governance.identities.models import IdentitySource
 from scim_api.models import ScimToken
 from scim_api.tokens import token_create, token_revoke
-
-# token_hash is deliberately absent: it is not a secret, but nobody needs to see it.
-VIEW_FIELDS = (
-    "source",
-    "label",
-    "token_prefix",
-    "state",
-    "created_at",
-    "created_by",
-    "last_used_at",
-    "revoked_at",
-    "revoked_by",
-)
 
 _REVOKE_CONFIRMATION = """
 {% extends "admin/base_site.html" %}
@@ -89,24 +70,11 @@ class ScimTokenAddForm(forms.ModelForm):
         self.fields["source"].help_text = "Disabled sources cannot be given tokens."
 
 
-class StateFilter(admin.SimpleListFilter):
-    title = "state"
-    parameter_name = "state"
-
-    def lookups(self, request, model_admin):
-        return [("active", "Active"), ("revoked", "Revoked")]
-
-    def queryset(self, request, queryset):
-        if self.value() == "active":
-            return queryset.filter(revoked_at__isnull=True)
-        if self.value() == "revoked":
-            return queryset.filter(revoked_at__isnull=False)
-        return queryset
-
-
 @admin.register(ScimToken)
-class ScimTokenAdmin(admin.ModelAdmin):
+class ScimTokenAdmin(HashedTokenAdmin):
     add_form = ScimTokenAddForm
+    holder_field = "source"
+    revoke_title = "Revoke SCIM tokens?"
     list_display = (
         "token_prefix",
         "label",
@@ -116,92 +84,15 @@ class ScimTokenAdmin(admin.ModelAdmin):
         "last_used_at",
         "state",
     )
-    list_filter = (StateFilter, "source", "created_at", "last_used_at")
+    list_filter = (TokenStateFilter, "source", "created_at", "last_used_at")
     search_fields = ("token_prefix", "label", "source__name")
     list_select_related = ("source", "created_by")
-    actions = ["revoke_selected"]
 
-    # Existing tokens are never edited (only revoked) nor deleted (revocation keeps history).
-    def has_change_permission(self, request, obj=None):
-        return False
+    def issue(self, *, actor, cleaned_data):
+        return token_create(actor=actor, source=cleaned_data["source"], label=cleaned_data["label"])
 
-    def has_delete_permission(self, request, obj=None):
-        return False
+    def revoke(self, *, actor, token):
+        token_revoke(actor=actor, token=token)
 
-    def has_revoke_permission(self, request):
-        codename = get_permission_codename("change", self.opts)
-        return request.user.has_perm(f"{self.opts.app_label}.{codename}")
-
-    def get_fields(self, request, obj=None):
-        return ("source", "label") if obj is None else VIEW_FIELDS
-
-    def get_readonly_fields(self, request, obj=None):
-        return () if obj is None else VIEW_FIELDS
-
-    def get_form(self, request, obj=None, **kwargs):
-        if obj is None:
-            kwargs["form"] = self.add_form
-        return super().get_form(request, obj, **kwargs)
-
-    @admin.display(description="State", ordering="revoked_at")
-    def state(self, obj):
-        if obj.revoked_at is None:
-            return "Active"
-        return f"Revoked {obj.revoked_at:%Y-%m-%d %H:%M}"
-
-    def changeform_view(self, request, object_id=None, form_url="", extra_context=None):
-        # The service refuses what the form could not foresee (a source disabled meanwhile);
-        # the admin's transaction has rolled back by the time this answers.
-        try:
-            return super().changeform_view(request, object_id, form_url, extra_context)
-        except DomainError as exc:
-            self.message_user(request, exc.message, messages.ERROR)
-            return HttpResponseRedirect(request.get_full_path())
-
-    def save_model(self, request, obj, form, change):
-        if change:  # unreachable: existing tokens are read-only
-            return
-        token, plaintext = token_create(
-            actor=Actor.for_user(request.user),
-            source=form.cleaned_data["source"],
-            label=form.cleaned_data["label"],
-        )
-        # The admin goes on with ``obj`` (change log, redirect): make it the saved row.
-        for field in token._meta.concrete_fields:
-            setattr(obj, field.attname, getattr(token, field.attname))
-        obj._state.adding = False
-        obj._state.db = token._state.db
-        messages.success(
-            request,
-            format_html(
-                "Copy this token now; it will not be shown again: <code>{}</code>", plaintext
-            ),
-        )
-
-    @admin.action(description="Revoke selected tokens", permissions=["revoke"])
-    def revoke_selected(self, request, queryset):
-        tokens = list(queryset.select_related("source").order_by("pk"))
-        if request.POST.get("confirm") != "yes":
-            context = {
-                **self.admin_site.each_context(request),
-                "title": "Revoke SCIM tokens?",
-                "opts": self.opts,
-                "tokens": tokens,
-                "action_checkbox_name": helpers.ACTION_CHECKBOX_NAME,
-            }
-            request.current_app = self.admin_site.name
-            return TemplateResponse(request, _revoke_confirmation_template(), context)
-        actor = Actor.for_user(request.user)
-        revoked = skipped = 0
-        for token in tokens:
-            try:
-                token_revoke(actor=actor, token=token)
-            except InvalidTransition:
-                skipped += 1
-            else:
-                revoked += 1
-        message = f"Revoked {revoked} token(s)."
-        if skipped:
-            message += f" {skipped} were already revoked."
-        self.message_user(request, message, messages.SUCCESS if revoked else messages.WARNING)
-        return None  # back to the changelist, filters kept
+    def revoke_template(self):
+        return _revoke_confirmation_template()
